@@ -8,6 +8,8 @@
 //! - [`hpke`]: HPKE (RFC 9180) base mode, single-shot, so the portal can seal a token
 //!   response to the vault's public key and never read it back; [`HandoffKeys`] holds the
 //!   vault's key pairs by id.
+//! - [`handoff`]: the portal → vault token hand-off format on top of [`hpke`]
+//!   ([`handoff::seal_tokens`], [`handoff::open_tokens`]).
 //!
 //! The blob format, the associated-data layout, the key file formats and the rotation
 //! procedure are in the crate's README.
@@ -15,6 +17,7 @@
 
 mod aead;
 pub mod error;
+pub mod handoff;
 pub mod hpke;
 mod key_ring;
 mod key_text;

@@ -3,6 +3,7 @@
 
 mod debug_output;
 mod envelope;
+mod handoff;
 mod hpke;
 mod key_ring_loading;
 

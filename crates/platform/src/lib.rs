@@ -1,0 +1,17 @@
+//! Glue every idbridge service shares, kept small on purpose:
+//!
+//! - [`config`]: typed, layered configuration — embedded defaults (a TOML string), then an
+//!   optional TOML file, then environment variables `IDBRIDGE__SECTION__KEY` — deserialized
+//!   into the service's own structs, then validated ([`config::Validate`]) so that a bad value
+//!   fails at start with the key and the fix, never later.
+//! - [`telemetry`]: one `tracing` bootstrap — JSON in production, pretty in a terminal, the
+//!   test writer in tests — that can be called more than once.
+//!
+//! Nothing here is global except the tracing subscriber, which `tracing` makes global.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod telemetry;
+
+pub use config::{ConfigError, Problem, Problems, Sources, Validate};
+pub use telemetry::{LogFormat, TelemetryConfig, TelemetryError, TelemetryGuard};

@@ -1,0 +1,7 @@
+//! Integration tests of idbridge-platform.
+
+// Helpers outside `#[test]` functions are not covered by clippy's test exemption.
+#![allow(clippy::unwrap_used)]
+
+mod config;
+mod telemetry;

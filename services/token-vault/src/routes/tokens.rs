@@ -1,0 +1,71 @@
+//! Token reads: a user's access token, a client-credentials token.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{parse_orcid, purpose};
+use crate::api::ClientScope;
+use crate::auth::{Caller, Right};
+use crate::error::ApiError;
+use crate::vault::{Requester, Vault};
+
+#[derive(Deserialize)]
+pub(super) struct PurposeQuery {
+    purpose: Option<String>,
+}
+
+/// `GET /v1/tokens/{orcid}`.
+pub(super) async fn user_token(
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PurposeQuery>,
+    vault: web::Data<Vault>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Right::TokenRead)?;
+    let orcid = parse_orcid(&path)?;
+    let purpose = purpose(&req, query.purpose.as_deref())?;
+    let token = vault
+        .user_token(
+            &orcid,
+            Requester {
+                caller: &caller.name,
+                purpose: &purpose,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(token))
+}
+
+/// `GET /v1/client-tokens/{scope}`.
+pub(super) async fn client_token(
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<PurposeQuery>,
+    vault: web::Data<Vault>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Right::ClientTokenRead)?;
+    let scope = ClientScope::from_path_name(&path).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown client-credentials scope `{}`; use webhook or read-public",
+            path.as_str()
+        ))
+    })?;
+    let purpose = purpose(&req, query.purpose.as_deref())?;
+    let token = vault
+        .client_token(
+            scope,
+            Requester {
+                caller: &caller.name,
+                purpose: &purpose,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(token))
+}

@@ -1,0 +1,164 @@
+//! The plaintext tokens appear nowhere: not in the database (every table dumped as text),
+//! not in the log (every crate at TRACE, captured), not on the bus (every message on the
+//! events exchange), not in `Debug` output.
+
+use std::time::Duration;
+
+use base64::Engine;
+use token_vault::client::ClientScope;
+
+use crate::helpers::{Backend, TestVault, logs, spawn_vault};
+
+fn encodings(secret: &str) -> Vec<String> {
+    let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+    vec![
+        secret.to_owned(),
+        hex.clone(),
+        hex.to_uppercase(),
+        base64::engine::general_purpose::STANDARD.encode(secret),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+    ]
+}
+
+fn assert_absent(place: &str, haystack: &str, secrets: &[String]) {
+    for secret in secrets {
+        for form in encodings(secret) {
+            assert!(
+                !haystack.contains(&form),
+                "a token (or its hex/base64 form) appears in {place}"
+            );
+        }
+    }
+}
+
+async fn nowhere(vault: &TestVault) {
+    let mut secrets: Vec<String> = Vec::new();
+    let keep = |tokens: &orcid::client::UserTokens, secrets: &mut Vec<String>| {
+        secrets.push(tokens.access_token.expose_secret().to_owned());
+        if let Some(refresh) = &tokens.refresh_token {
+            secrets.push(refresh.expose_secret().to_owned());
+        }
+    };
+
+    // A: refreshed on first read (the new pair exists only in the vault and at ORCID).
+    let (orcid_a, mut issued) = vault.authorize_user().await;
+    issued.expires_in = Some(Duration::from_secs(60));
+    let a = vault.connect_with(orcid_a, issued).await;
+    keep(&a.tokens, &mut secrets);
+    let refreshed = vault
+        .writer()
+        .access_token(&a.orcid, "leak test")
+        .await
+        .unwrap();
+    assert_ne!(
+        refreshed.access_token.expose_secret(),
+        a.tokens.access_token.expose_secret()
+    );
+    secrets.push(refreshed.access_token.expose_secret().to_owned());
+    let record = vault
+        .sim
+        .state()
+        .tokens
+        .get(refreshed.access_token.expose_secret())
+        .expect("the simulator knows the refreshed token");
+    secrets.push(record.refresh_token.clone());
+
+    // B: reported revoked. C: disconnected. D: plain reads.
+    let b = vault.connect_user().await;
+    keep(&b.tokens, &mut secrets);
+    vault
+        .writer()
+        .mark_revoked(&b.orcid, None, "401 in leak test")
+        .await
+        .unwrap();
+    let c = vault.connect_user().await;
+    keep(&c.tokens, &mut secrets);
+    vault
+        .portal()
+        .disconnect(&c.orcid, "leak test")
+        .await
+        .unwrap();
+    let d = vault.connect_user().await;
+    keep(&d.tokens, &mut secrets);
+    let d_token = vault
+        .writer()
+        .access_token(&d.orcid, "leak test")
+        .await
+        .unwrap();
+
+    // Client-credentials tokens.
+    let webhook = vault
+        .writer()
+        .client_token(ClientScope::Webhook, "leak test")
+        .await
+        .unwrap();
+    let public = vault
+        .writer()
+        .client_token(ClientScope::ReadPublic, "leak test")
+        .await
+        .unwrap();
+    secrets.push(webhook.access_token.expose_secret().to_owned());
+    secrets.push(public.access_token.expose_secret().to_owned());
+
+    // Debug output of everything that holds a token.
+    let debug = format!(
+        "{refreshed:?} {d_token:?} {webhook:?} {public:?} {:?} {:?}",
+        a.tokens,
+        vault.writer()
+    );
+    assert_absent("Debug output", &debug, &secrets);
+
+    // Both "connection lost" events were relayed (the outbox drained).
+    vault.next_event("connection-lost").await;
+    vault.next_event("connection-lost").await;
+
+    let dump = vault.db.dump().await;
+    assert!(dump.contains(&a.orcid.to_string()), "the dump has content");
+    assert!(
+        dump.contains("connection-ready"),
+        "the outbox is in the dump"
+    );
+    assert_absent("the database", &dump, &secrets);
+
+    let log = logs();
+    assert!(
+        log.contains("token refreshed at ORCID"),
+        "the capture sees the vault's log"
+    );
+    assert!(
+        log.contains("\"level\":\"TRACE\""),
+        "the capture records TRACE"
+    );
+    assert_absent("the log", &log, &secrets);
+
+    let published: Vec<String> = vault
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{} {:?}", serde_json::to_string(&d.envelope).unwrap(), d))
+        .collect();
+    assert!(published.iter().any(|m| m.contains("id-connected")));
+    assert!(
+        published
+            .iter()
+            .filter(|m| m.contains("connection-ready"))
+            .count()
+            >= 4
+    );
+    assert_absent("the bus", &published.join("\n"), &secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_tokens_appear_nowhere_postgres() {
+    let vault = spawn_vault(Backend::Postgres).await;
+    nowhere(&vault).await;
+    vault.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_tokens_appear_nowhere_sqlite() {
+    let vault = spawn_vault(Backend::Sqlite).await;
+    nowhere(&vault).await;
+    vault.stop().await;
+}
