@@ -1,0 +1,304 @@
+//! Building and running the writer: database (and migrations), ORCID client, token source,
+//! the bus topology, the consumer of HR events and "connection ready", the outbox relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::events::exchanges;
+use bus::outbox::{Outbox, OutboxRelay, RelayConfig};
+use bus::{AmqpConfig, Bus, BusError, ConsumerHandle, ConsumerOptions, ServiceSpec, Topology};
+use idbridge_platform::telemetry::{self, TelemetryError};
+use orcid::client::OrcidClient;
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
+use token_vault::client::{ClientError, VaultClient};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{DatabaseConfig, WriterConfig};
+use crate::migration::{bus_tables, migrate};
+use crate::tokens::{TokenSource, VaultTokens};
+use crate::writer::{Writer, WriterParts};
+
+/// The service's name on the bus (its queues are `<prefix>.writer.p0…`).
+pub const SERVICE_NAME: &str = "writer";
+
+/// What the writer consumes: `hr.hire`, `hr.leave`, `hr.change` from the HR exchange,
+/// `work.upsert`, `work.delete` from the works exchange and `connection.ready` from the
+/// events exchange, partitioned by person id (one write at a
+/// time per ORCID record across replicas), with the configured retry tiers.
+pub fn service_spec(config: &WriterConfig) -> ServiceSpec {
+    ServiceSpec::new(SERVICE_NAME)
+        .bind(exchanges::HR, "hr.hire")
+        .bind(exchanges::HR, "hr.leave")
+        .bind(exchanges::HR, "hr.change")
+        .bind(exchanges::WORKS, "work.upsert")
+        .bind(exchanges::WORKS, "work.delete")
+        .bind(exchanges::EVENTS, "connection.ready")
+        .partitioned(config.writer.partitions)
+        .retry(config.retry_policy())
+}
+
+/// The topology the writer declares at every start: its queues, the HR and works exchanges
+/// it reads and the events exchange it reads and publishes "item written" / "item failed" to.
+pub fn topology(spec: &ServiceSpec) -> Topology {
+    Topology::new()
+        .exchange(exchanges::HR)
+        .exchange(exchanges::WORKS)
+        .exchange(exchanges::EVENTS)
+        .service(spec.clone())
+}
+
+/// The writer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database is unreachable or refused the connection.
+    #[error("cannot connect to the database at {url}")]
+    Database {
+        /// The URL without its password.
+        url: String,
+        /// The driver's error.
+        #[source]
+        source: DbErr,
+    },
+    /// Applying migrations failed.
+    #[error("applying the writer's migrations failed")]
+    Migrate(#[source] DbErr),
+    /// The ORCID client configuration is unusable.
+    #[error("the ORCID client cannot be built")]
+    Orcid(#[source] orcid::Error),
+    /// The vault client configuration is unusable.
+    #[error("the token vault client cannot be built")]
+    Vault(#[source] ClientError),
+    /// A setting needed at start is missing.
+    #[error("{key}: {problem}; {fix}")]
+    Config {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+        /// How to fix it.
+        fix: String,
+    },
+    /// The bus is unreachable or refused the topology.
+    #[error("the bus failed")]
+    Bus(#[source] BusError),
+    /// Telemetry could not be set up.
+    #[error("telemetry")]
+    Telemetry(#[source] TelemetryError),
+}
+
+/// Things the composing process (or a test) may share with the writer instead of letting
+/// it make its own.
+#[derive(Default)]
+pub struct Dependencies {
+    /// The bus (monolithic mode shares one in-process bus). Default: from `bus.amqp_url`,
+    /// or in-process.
+    pub bus: Option<Bus>,
+    /// A database connection. Default: from `database.url`.
+    pub database: Option<DatabaseConnection>,
+    /// Cancelled to stop the writer. Default: a fresh token.
+    pub shutdown: Option<CancellationToken>,
+    /// Where tokens come from. Default: the vault at `writer.vault.url`.
+    pub tokens: Option<Arc<dyn TokenSource>>,
+    /// The ORCID client (monolithic mode shares one, and with it one rate limiter).
+    /// Default: from `[orcid]`.
+    pub orcid: Option<OrcidClient>,
+}
+
+impl std::fmt::Debug for Dependencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dependencies")
+            .field("bus", &self.bus)
+            .field("database", &self.database.is_some())
+            .field("tokens", &self.tokens.is_some())
+            .field("orcid", &self.orcid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A built writer, consuming; [`run_until_stopped`](Self::run_until_stopped) waits for the
+/// shutdown token and stops cleanly.
+pub struct Application {
+    writer: Writer,
+    consumer: ConsumerHandle,
+    relay: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, StartupError> {
+    let url = config.url.expose_secret();
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(config.max_connections)
+        .sqlx_logging(false)
+        // The consumer, the relay and reports share one SQLite file.
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30))
+        });
+    Database::connect(options)
+        .await
+        .map_err(|source| StartupError::Database {
+            url: bus::redact_url(url),
+            source,
+        })
+}
+
+impl Application {
+    /// Builds everything from `config` (see [`Application::build_with`]).
+    ///
+    /// # Errors
+    /// [`StartupError`].
+    pub async fn build(config: WriterConfig) -> Result<Self, StartupError> {
+        Self::build_with(config, Dependencies::default()).await
+    }
+
+    /// Connects (or takes `deps`), migrates when `database.migrate`, declares the topology,
+    /// starts the outbox relay and the consumer.
+    ///
+    /// # Errors
+    /// [`StartupError`].
+    pub async fn build_with(
+        config: WriterConfig,
+        deps: Dependencies,
+    ) -> Result<Self, StartupError> {
+        let shutdown = deps.shutdown.unwrap_or_default();
+        let orcid = match deps.orcid {
+            Some(orcid) => orcid,
+            None => OrcidClient::new(config.orcid_client_config().map_err(StartupError::Orcid)?)
+                .map_err(StartupError::Orcid)?,
+        };
+        let tokens: Arc<dyn TokenSource> = match deps.tokens {
+            Some(tokens) => tokens,
+            None => {
+                let Some(caller_token) = config.writer.vault.caller_token.clone() else {
+                    return Err(StartupError::Config {
+                        key: "writer.vault.caller_token",
+                        problem: "is not set, so the writer cannot get tokens from the vault",
+                        fix: format!(
+                            "set {} to the writer's caller token (the vault stores its SHA-256)",
+                            idbridge_platform::config::env_var_name("writer.vault.caller_token")
+                        ),
+                    });
+                };
+                let client = VaultClient::new(&config.writer.vault.url, caller_token)
+                    .map_err(StartupError::Vault)?;
+                Arc::new(VaultTokens::new(client))
+            }
+        };
+
+        let db = match deps.database {
+            Some(db) => db,
+            None => connect(&config.database).await?,
+        };
+        if config.database.migrate {
+            migrate(&db).await.map_err(StartupError::Migrate)?;
+        }
+
+        let bus = match (deps.bus, &config.bus.amqp_url) {
+            (Some(bus), _) => bus,
+            (None, Some(url)) => {
+                Bus::amqp(AmqpConfig::new(url.expose_secret()), &config.bus.prefix)
+                    .await
+                    .map_err(StartupError::Bus)?
+            }
+            (None, None) => Bus::in_memory(&config.bus.prefix).map_err(StartupError::Bus)?,
+        };
+        let spec = service_spec(&config);
+        bus.declare(&topology(&spec))
+            .await
+            .map_err(StartupError::Bus)?;
+
+        let relay = OutboxRelay::new(
+            db.clone(),
+            bus.clone(),
+            Outbox::new(&bus_tables()),
+            RelayConfig::default(),
+        );
+        let waker = relay.waker();
+        let relay = relay.spawn(shutdown.clone());
+        let writer = Writer::new(WriterParts {
+            db,
+            orcid,
+            tokens,
+            institution: config.institution(),
+            policy: config.write_policy(),
+            relay_waker: Some(waker),
+        });
+        let consumer = bus
+            .consume(
+                &spec,
+                ConsumerOptions::default().shutdown(shutdown.clone()),
+                writer.clone(),
+            )
+            .await
+            .map_err(StartupError::Bus)?;
+        tracing::info!(
+            partitions = config.writer.partitions,
+            client_id = %config.orcid.client_id,
+            "writer consuming"
+        );
+        Ok(Self {
+            writer,
+            consumer,
+            relay,
+            shutdown,
+        })
+    }
+
+    /// The writer's decisions and ledger (reports, tests).
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Cancelling it stops the writer.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the shutdown token is cancelled, then lets the messages in flight finish
+    /// and stops the relay.
+    pub async fn run_until_stopped(self) {
+        self.shutdown.cancelled().await;
+        self.consumer.stop().await;
+        if let Err(e) = self.relay.await {
+            tracing::error!(error = %e, "outbox relay task failed");
+        }
+        tracing::info!("writer stopped");
+    }
+
+    /// Stops at once, as a crash would (messages in flight are redelivered). For tests.
+    pub async fn kill(self) {
+        self.consumer.kill().await;
+        self.shutdown.cancel();
+        let _ = self.relay.await;
+    }
+}
+
+/// Runs the writer with `config` until `shutdown` is cancelled: sets up telemetry (a no-op
+/// when the composing process already did), builds, consumes.
+///
+/// # Errors
+/// [`StartupError`].
+pub async fn run(config: WriterConfig, shutdown: CancellationToken) -> Result<(), StartupError> {
+    let _telemetry = telemetry::init(&config.telemetry).map_err(StartupError::Telemetry)?;
+    let app = Application::build_with(
+        config,
+        Dependencies {
+            shutdown: Some(shutdown),
+            ..Dependencies::default()
+        },
+    )
+    .await?;
+    app.run_until_stopped().await;
+    Ok(())
+}
