@@ -72,11 +72,13 @@ ensure_rabbitmq
 ensure_rabbitmq_plugins
 say "PostgreSQL and RabbitMQ are reachable"
 
+# Doc tests first (README examples included; nextest does not run them), so that the run ends
+# with the main runner's summary.
+cargo test --workspace --doc "$@"
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
   say "cargo-nextest not installed; using cargo test"
-  cargo test --workspace --no-fail-fast "$@" -- --nocapture
+  cargo test --workspace --no-fail-fast "$@"
 fi
-# Doc tests (README examples included): nextest does not run them.
-cargo test --workspace --doc "$@"
