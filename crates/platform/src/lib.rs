@@ -4,13 +4,18 @@
 //!   optional TOML file, then environment variables `IDBRIDGE__SECTION__KEY` — deserialized
 //!   into the service's own structs, then validated ([`config::Validate`]) so that a bad value
 //!   fails at start with the key and the fix, never later.
+//! - [`database`]: the `[database]` section and the connection pool every service opens
+//!   from it (SQLite in WAL mode).
+//! - [`bus`]: the `[bus]` section and the bus (RabbitMQ or in-process) opened from it.
 //! - [`telemetry`]: one `tracing` bootstrap — JSON in production, pretty in a terminal, the
 //!   test writer in tests — that can be called more than once.
 //!
 //! Nothing here is global except the tracing subscriber, which `tracing` makes global.
 #![warn(missing_docs)]
 
+pub mod bus;
 pub mod config;
+pub mod database;
 pub mod telemetry;
 
 pub use config::{ConfigError, Problem, Problems, Sources, Validate};

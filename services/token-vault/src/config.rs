@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use idbridge_crypto::{HandoffKeys, KeyLoadError, KeyRing};
+pub use idbridge_platform::bus::BusConfig;
 use idbridge_platform::config::{ConfigError, Problems, Sources, Validate, env_var_name};
+pub use idbridge_platform::database::DatabaseConfig;
 use idbridge_platform::telemetry::TelemetryConfig;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -79,29 +81,6 @@ pub struct CallerConfig {
     /// What the caller may do.
     #[serde(default)]
     pub rights: Vec<Right>,
-}
-
-/// `[database]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `postgres://…` or `sqlite://…` (may hold a password, hence secret).
-    pub url: SecretString,
-    /// Pool size.
-    pub max_connections: u32,
-    /// Apply pending migrations at start.
-    pub migrate: bool,
-}
-
-/// `[bus]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusConfig {
-    /// RabbitMQ; unset means an in-process bus.
-    #[serde(default)]
-    pub amqp_url: Option<SecretString>,
-    /// Prefix of every exchange and queue name.
-    pub prefix: String,
 }
 
 /// `[orcid]`.
@@ -207,24 +186,8 @@ impl Validate for VaultConfig {
         }
         self.validate_keys(problems);
         self.validate_callers(problems);
-        self.validate_database(problems);
-        if self.bus.prefix.trim().is_empty() {
-            problems.add(
-                "bus.prefix",
-                "is empty",
-                "set it to the deployment's prefix, e.g. idbridge",
-            );
-        }
-        if let Some(url) = &self.bus.amqp_url {
-            let url = url.expose_secret();
-            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-                problems.add(
-                    "bus.amqp_url",
-                    "is not an amqp:// or amqps:// URL",
-                    "write it as amqp://user:password@host:5672/%2f, or unset it for the in-process bus",
-                );
-            }
-        }
+        self.database.validate(problems);
+        self.bus.validate(problems);
         self.validate_orcid(problems);
         self.telemetry.validate(problems);
     }
@@ -313,23 +276,6 @@ impl VaultConfig {
                     "list its rights, e.g. [\"token:read\"], or remove the caller",
                 );
             }
-        }
-    }
-
-    fn validate_database(&self, problems: &mut Problems) {
-        let url = self.database.url.expose_secret();
-        if !(url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-            || url.starts_with("sqlite:"))
-        {
-            problems.add(
-                "database.url",
-                "is neither a PostgreSQL nor a SQLite URL",
-                "write postgres://user@host:5432/idbridge or sqlite://path/to/file.sqlite?mode=rwc",
-            );
-        }
-        if self.database.max_connections == 0 {
-            problems.add("database.max_connections", "is 0", "use at least 1");
         }
     }
 

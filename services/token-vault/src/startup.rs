@@ -10,17 +10,18 @@ use actix_web::{App, HttpServer, web};
 use bus::events::exchanges;
 use bus::inbox::{Inbox, Transactional};
 use bus::outbox::{Outbox, OutboxRelay, RelayConfig};
-use bus::{AmqpConfig, Bus, BusError, ConsumerHandle, ConsumerOptions, ServiceSpec, Topology};
+use bus::{Bus, BusError, ConsumerHandle, ConsumerOptions, ServiceSpec, Topology};
 use idbridge_crypto::KeyLoadError;
+use idbridge_platform::bus as platform_bus;
+use idbridge_platform::database;
 use idbridge_platform::telemetry::{self, TelemetryError};
 use orcid::client::OrcidClient;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
-use secrecy::ExposeSecret;
+use sea_orm::{DatabaseConnection, DbErr};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Callers;
-use crate::config::{DatabaseConfig, VaultConfig};
+use crate::config::VaultConfig;
 use crate::connect::{ConnectHandler, ReplacedTokens, RevokeReplaced};
 use crate::error::error_chain;
 use crate::keys::KeyRingHandle;
@@ -113,25 +114,6 @@ impl std::fmt::Debug for Application {
     }
 }
 
-async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, StartupError> {
-    let url = config.url.expose_secret();
-    let mut options = ConnectOptions::new(url.to_owned());
-    options
-        .max_connections(config.max_connections)
-        .sqlx_logging(false)
-        // Readers and writers (the API, the consumer, a rotation) share one SQLite file.
-        .map_sqlx_sqlite_opts(|o| {
-            o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(30))
-        });
-    Database::connect(options)
-        .await
-        .map_err(|source| StartupError::Database {
-            url: bus::redact_url(url),
-            source,
-        })
-}
-
 impl Application {
     /// Builds everything from `config` (see [`Application::build_with`]).
     ///
@@ -163,20 +145,19 @@ impl Application {
 
         let db = match deps.database {
             Some(db) => db,
-            None => connect(&config.database).await?,
+            None => database::connect(&config.database).await.map_err(
+                |database::ConnectError { url, source }| StartupError::Database { url, source },
+            )?,
         };
         if config.database.migrate {
             migrate(&db).await.map_err(StartupError::Migrate)?;
         }
 
-        let bus = match (deps.bus, &config.bus.amqp_url) {
-            (Some(bus), _) => bus,
-            (None, Some(url)) => {
-                Bus::amqp(AmqpConfig::new(url.expose_secret()), &config.bus.prefix)
-                    .await
-                    .map_err(StartupError::Bus)?
-            }
-            (None, None) => Bus::in_memory(&config.bus.prefix).map_err(StartupError::Bus)?,
+        let bus = match deps.bus {
+            Some(bus) => bus,
+            None => platform_bus::connect(&config.bus)
+                .await
+                .map_err(StartupError::Bus)?,
         };
         let spec = service_spec();
         bus.declare(

@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+pub use idbridge_platform::bus::BusConfig;
 use idbridge_platform::config::{ConfigError, Problems, Sources, Validate, env_var_name};
+pub use idbridge_platform::database::DatabaseConfig;
 use idbridge_platform::telemetry::TelemetryConfig;
 use orcid::model::{DisambiguationSource, Organization};
 use secrecy::{ExposeSecret, SecretString};
@@ -80,29 +82,6 @@ pub struct InstitutionConfig {
     pub disambiguated_id: String,
     /// `ROR`, `RINGGOLD`, `GRID`, `FUNDREF` or `LEI`.
     pub disambiguation_source: String,
-}
-
-/// `[database]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseConfig {
-    /// `postgres://…` or `sqlite://…` (may hold a password, hence secret).
-    pub url: SecretString,
-    /// Pool size.
-    pub max_connections: u32,
-    /// Apply pending migrations at start.
-    pub migrate: bool,
-}
-
-/// `[bus]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BusConfig {
-    /// RabbitMQ; unset means an in-process bus.
-    #[serde(default)]
-    pub amqp_url: Option<SecretString>,
-    /// Prefix of every exchange and queue name.
-    pub prefix: String,
 }
 
 /// `[orcid]`.
@@ -193,37 +172,8 @@ impl Validate for WriterConfig {
     fn validate(&self, problems: &mut Problems) {
         self.validate_writer(problems);
         self.validate_institution(problems);
-        let url = self.database.url.expose_secret();
-        if !(url.starts_with("postgres://")
-            || url.starts_with("postgresql://")
-            || url.starts_with("sqlite:"))
-        {
-            problems.add(
-                "database.url",
-                "is neither a PostgreSQL nor a SQLite URL",
-                "write postgres://user@host:5432/idbridge or sqlite://path/to/file.sqlite?mode=rwc",
-            );
-        }
-        if self.database.max_connections == 0 {
-            problems.add("database.max_connections", "is 0", "use at least 1");
-        }
-        if self.bus.prefix.trim().is_empty() {
-            problems.add(
-                "bus.prefix",
-                "is empty",
-                "set it to the deployment's prefix, e.g. idbridge",
-            );
-        }
-        if let Some(url) = &self.bus.amqp_url {
-            let url = url.expose_secret();
-            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-                problems.add(
-                    "bus.amqp_url",
-                    "is not an amqp:// or amqps:// URL",
-                    "write it as amqp://user:password@host:5672/%2f, or unset it for the in-process bus",
-                );
-            }
-        }
+        self.database.validate(problems);
+        self.bus.validate(problems);
         self.validate_orcid(problems);
         self.telemetry.validate(problems);
     }

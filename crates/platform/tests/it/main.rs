@@ -3,5 +3,7 @@
 // Helpers outside `#[test]` functions are not covered by clippy's test exemption.
 #![allow(clippy::unwrap_used)]
 
+mod bus;
 mod config;
+mod database;
 mod telemetry;

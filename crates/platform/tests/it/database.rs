@@ -1,0 +1,112 @@
+//! The shared `[database]` section: its validation messages and the pool it opens.
+
+use idbridge_platform::config::{Problems, Validate};
+use idbridge_platform::database::{DatabaseConfig, connect};
+use sea_orm::{ConnectionTrait, Statement};
+use secrecy::SecretString;
+
+fn config(url: &str, max_connections: u32) -> DatabaseConfig {
+    DatabaseConfig {
+        url: SecretString::from(url.to_owned()),
+        max_connections,
+        migrate: false,
+    }
+}
+
+fn problem_keys(config: &DatabaseConfig) -> Vec<String> {
+    let mut problems = Problems::default();
+    config.validate(&mut problems);
+    problems.as_slice().iter().map(|p| p.key.clone()).collect()
+}
+
+#[test]
+fn postgres_and_sqlite_urls_are_accepted() {
+    for url in [
+        "postgres://u@h:5432/idbridge",
+        "postgresql://u@h/idbridge",
+        "sqlite://x.sqlite?mode=rwc",
+        "sqlite::memory:",
+    ] {
+        assert!(problem_keys(&config(url, 5)).is_empty(), "{url}");
+    }
+}
+
+#[test]
+fn a_foreign_url_and_an_empty_pool_are_both_reported_with_their_fix() {
+    let mut problems = Problems::default();
+    config("mysql://root:TEST_DB_PASSWORD@h/db", 0).validate(&mut problems);
+    let problems = problems.as_slice();
+    assert_eq!(problems.len(), 2);
+    assert_eq!(problems[0].key, "database.url");
+    assert_eq!(
+        problems[0].problem,
+        "is neither a PostgreSQL nor a SQLite URL"
+    );
+    assert!(!problems[0].problem.contains("TEST_DB_PASSWORD"));
+    assert!(!problems[0].fix.contains("TEST_DB_PASSWORD"));
+    assert_eq!(problems[1].key, "database.max_connections");
+    assert_eq!(problems[1].fix, "use at least 1");
+}
+
+#[test]
+fn the_section_keeps_its_toml_keys_and_rejects_unknown_ones() {
+    let parsed: DatabaseConfig = serde_json::from_value(serde_json::json!({
+        "url": "sqlite::memory:", "max_connections": 3, "migrate": true
+    }))
+    .unwrap();
+    assert_eq!(parsed.max_connections, 3);
+    assert!(parsed.migrate);
+    let unknown = serde_json::from_value::<DatabaseConfig>(serde_json::json!({
+        "url": "sqlite::memory:", "max_connections": 3, "migrate": true, "pool": 1
+    }));
+    assert!(unknown.is_err());
+}
+
+#[tokio::test]
+async fn a_sqlite_file_is_opened_in_wal_mode_with_a_busy_timeout() {
+    let path = std::env::temp_dir().join(format!(
+        "idbridge-platform-{}-{}.sqlite",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    let db = connect(&config(&format!("sqlite://{}?mode=rwc", path.display()), 2))
+        .await
+        .unwrap();
+    let pragma = |sql: &'static str| {
+        let db = db.clone();
+        async move {
+            db.query_one_raw(Statement::from_string(db.get_database_backend(), sql))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let mode: String = pragma("PRAGMA journal_mode")
+        .await
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(mode.to_ascii_lowercase(), "wal");
+    let timeout: i64 = pragma("PRAGMA busy_timeout")
+        .await
+        .try_get_by_index(0)
+        .unwrap();
+    assert_eq!(timeout, 30_000);
+    db.close().await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_without_its_password() {
+    // Port 1 on loopback: nothing listens, so the refusal is immediate.
+    let error = connect(&config(
+        "postgres://idbridge:TEST_DB_PASSWORD@127.0.0.1:1/idbridge",
+        1,
+    ))
+    .await
+    .unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("127.0.0.1:1"), "{shown}");
+    assert!(!shown.contains("TEST_DB_PASSWORD"), "{shown}");
+}
