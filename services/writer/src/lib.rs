@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod csv_import;
 pub mod desired;
 pub mod ledger;
 pub mod tokens;

@@ -3,6 +3,7 @@
 
 mod config;
 mod consumer;
+mod csv_import;
 mod failures;
 mod helpers;
 mod idempotency;
