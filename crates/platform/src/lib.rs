@@ -16,6 +16,7 @@
 pub mod bus;
 pub mod config;
 pub mod database;
+pub mod orcid;
 pub mod telemetry;
 
 pub use config::{ConfigError, Problem, Problems, Sources, Validate};

@@ -10,8 +10,10 @@ use idbridge_crypto::{HandoffKeys, KeyLoadError, KeyRing};
 pub use idbridge_platform::bus::BusConfig;
 use idbridge_platform::config::{ConfigError, Problems, Sources, Validate, env_var_name};
 pub use idbridge_platform::database::DatabaseConfig;
+/// `[orcid]` (shared with every service that talks to ORCID).
+pub use idbridge_platform::orcid::OrcidConfig;
 use idbridge_platform::telemetry::TelemetryConfig;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::auth::Right;
@@ -83,18 +85,6 @@ pub struct CallerConfig {
     pub rights: Vec<Right>,
 }
 
-/// `[orcid]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrcidConfig {
-    /// `production`, `sandbox`, or a base URL serving everything (a simulator).
-    pub registry: String,
-    /// The member API client id (`APP-…`).
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: SecretString,
-}
-
 impl VaultConfig {
     /// Loads defaults, then `file` when given, then the process environment.
     ///
@@ -145,13 +135,7 @@ impl VaultConfig {
     /// # Errors
     /// An unusable `orcid.registry` (validation already checked it).
     pub(crate) fn orcid_client_config(&self) -> Result<orcid::client::ClientConfig, orcid::Error> {
-        let id = self.orcid.client_id.clone();
-        let secret = self.orcid.client_secret.clone();
-        Ok(match self.orcid.registry.trim() {
-            "production" => orcid::client::ClientConfig::production(id, secret),
-            "sandbox" => orcid::client::ClientConfig::sandbox(id, secret),
-            url => orcid::client::ClientConfig::custom(url, id, secret)?,
-        })
+        self.orcid.client_config()
     }
 }
 
@@ -188,7 +172,7 @@ impl Validate for VaultConfig {
         self.validate_callers(problems);
         self.database.validate(problems);
         self.bus.validate(problems);
-        self.validate_orcid(problems);
+        self.orcid.validate(problems);
         self.telemetry.validate(problems);
     }
 }
@@ -276,36 +260,6 @@ impl VaultConfig {
                     "list its rights, e.g. [\"token:read\"], or remove the caller",
                 );
             }
-        }
-    }
-
-    fn validate_orcid(&self, problems: &mut Problems) {
-        if !self.orcid.client_id.trim().starts_with("APP-") {
-            problems.add(
-                "orcid.client_id",
-                "is not an ORCID member client id",
-                format!(
-                    "set {} to the client id ORCID issued (APP-…)",
-                    env_var_name("orcid.client_id")
-                ),
-            );
-        }
-        if self.orcid.client_secret.expose_secret().trim().is_empty() {
-            problems.add(
-                "orcid.client_secret",
-                "is empty",
-                format!(
-                    "set {} to the client secret",
-                    env_var_name("orcid.client_secret")
-                ),
-            );
-        }
-        if let Err(e) = self.orcid_client_config() {
-            problems.add(
-                "orcid.registry",
-                "is not usable",
-                format!("{e}; use production, sandbox or an https:// base URL"),
-            );
         }
     }
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 pub use idbridge_platform::bus::BusConfig;
 use idbridge_platform::config::{ConfigError, Problems, Sources, Validate, env_var_name};
 pub use idbridge_platform::database::DatabaseConfig;
+/// `[orcid]` (shared with every service that talks to ORCID).
+pub use idbridge_platform::orcid::OrcidConfig;
 use idbridge_platform::telemetry::TelemetryConfig;
 use orcid::model::{DisambiguationSource, Organization};
 use secrecy::{ExposeSecret, SecretString};
@@ -84,18 +86,6 @@ pub struct InstitutionConfig {
     pub disambiguation_source: String,
 }
 
-/// `[orcid]`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OrcidConfig {
-    /// `production`, `sandbox`, or a base URL serving everything (a simulator).
-    pub registry: String,
-    /// The member API client id (`APP-…`): items whose source is this client are ours.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: SecretString,
-}
-
 const SOURCES: &str = "ROR, RINGGOLD, GRID, FUNDREF or LEI";
 
 impl WriterConfig {
@@ -158,13 +148,7 @@ impl WriterConfig {
     /// # Errors
     /// An unusable `orcid.registry` (validation already checked it).
     pub fn orcid_client_config(&self) -> Result<orcid::client::ClientConfig, orcid::Error> {
-        let id = self.orcid.client_id.trim().to_owned();
-        let secret = self.orcid.client_secret.clone();
-        Ok(match self.orcid.registry.trim() {
-            "production" => orcid::client::ClientConfig::production(id, secret),
-            "sandbox" => orcid::client::ClientConfig::sandbox(id, secret),
-            url => orcid::client::ClientConfig::custom(url, id, secret)?,
-        })
+        self.orcid.client_config()
     }
 }
 
@@ -174,7 +158,7 @@ impl Validate for WriterConfig {
         self.validate_institution(problems);
         self.database.validate(problems);
         self.bus.validate(problems);
-        self.validate_orcid(problems);
+        self.orcid.validate(problems);
         self.telemetry.validate(problems);
     }
 }
@@ -275,36 +259,6 @@ impl WriterConfig {
                 "institution.disambiguated_id",
                 "is not a ROR id as ORCID stores them",
                 "write the full URL, e.g. https://ror.org/05qwgg493",
-            );
-        }
-    }
-
-    fn validate_orcid(&self, problems: &mut Problems) {
-        if !self.orcid.client_id.trim().starts_with("APP-") {
-            problems.add(
-                "orcid.client_id",
-                "is not an ORCID member client id",
-                format!(
-                    "set {} to the client id ORCID issued (APP-…)",
-                    env_var_name("orcid.client_id")
-                ),
-            );
-        }
-        if self.orcid.client_secret.expose_secret().trim().is_empty() {
-            problems.add(
-                "orcid.client_secret",
-                "is empty",
-                format!(
-                    "set {} to the client secret",
-                    env_var_name("orcid.client_secret")
-                ),
-            );
-        }
-        if let Err(e) = self.orcid_client_config() {
-            problems.add(
-                "orcid.registry",
-                "is not usable",
-                format!("{e}; use production, sandbox or an https:// base URL"),
             );
         }
     }
