@@ -67,10 +67,31 @@ ensure_rabbitmq_plugins() {
   fi
 }
 
+ensure_browser() {
+  # The portal's browser tests drive Debian's Chromium through ChromeDriver.
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    say "installing chromium and chromium-driver for the portal's browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q chromium chromium-driver >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } \
+      || true
+  fi
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  say "FATAL: the portal's browser tests need Chromium and ChromeDriver."
+  say "       Install them with: apt-get install -y chromium chromium-driver"
+  exit 1
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_rabbitmq_plugins
-say "PostgreSQL and RabbitMQ are reachable"
+ensure_browser
+say "PostgreSQL, RabbitMQ, Chromium and ChromeDriver are ready"
 
 # Doc tests first (README examples included; nextest does not run them), so that the run ends
 # with the main runner's summary.

@@ -3,7 +3,8 @@
 //! A service records the events it emits with [`Outbox::record`] on the *same* transaction
 //! as its state change, so either both commit or neither does. [`OutboxRelay`] then
 //! publishes unsent rows with publisher confirms, *mandatory* (a message no queue receives
-//! is returned by the broker and stays pending), and marks them sent. If the broker is
+//! is returned by the broker and stays pending; notifications, [`events::NOTIFICATIONS`],
+//! are the exception: with nobody subscribed they are dropped), and marks them sent. If the broker is
 //! down the rows wait; the relay backs off and drains them when it is back. A crash between
 //! the confirm and the "sent" mark publishes a row twice: consumers' inboxes absorb that
 //! (the message id is the row's).
@@ -39,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    Bus, BusError, Envelope, TraceContext, bus::PublishLane, message::OutgoingMessage,
+    Bus, BusError, Envelope, TraceContext, bus::PublishLane, events, message::OutgoingMessage,
     migration::TableNames, policy::jittered,
 };
 
@@ -450,7 +451,12 @@ impl OutboxRelay {
                 break; // the rest are released below, for the next round
             }
             let result = match &row.message {
-                Ok(message) => self.bus.publish_on(&self.lane, message, true, false).await,
+                Ok(message) => {
+                    let mandatory = !events::is_notification(&message.envelope.message_type);
+                    self.bus
+                        .publish_on(&self.lane, message, mandatory, false)
+                        .await
+                }
                 Err(reason) => Err(BusError::Config(reason.clone())),
             };
             match result {

@@ -7,6 +7,8 @@
 //! - [`database`]: the `[database]` section and the connection pool every service opens
 //!   from it (SQLite in WAL mode).
 //! - [`bus`]: the `[bus]` section and the bus (RabbitMQ or in-process) opened from it.
+//! - [`ratelimit`]: a token bucket in the database, so that every replica of one ORCID
+//!   client shares that client's rate limit (with an in-process fallback during outages).
 //! - [`telemetry`]: one `tracing` bootstrap — JSON in production, pretty in a terminal, the
 //!   test writer in tests — that can be called more than once.
 //!
@@ -17,6 +19,7 @@ pub mod bus;
 pub mod config;
 pub mod database;
 pub mod orcid;
+pub mod ratelimit;
 pub mod telemetry;
 
 pub use config::{ConfigError, Problem, Problems, Sources, Validate};

@@ -1,10 +1,19 @@
 //! The `[orcid]` section every service that talks to ORCID reads, its validation, and the one
-//! way to turn it into an `orcid` client configuration.
+//! way to turn it into an `orcid` client configuration — or, with [`OrcidConfig::client`], a
+//! client whose rate limit (`[orcid.rate_limit]`) every replica shares through the database.
 
+use std::sync::Arc;
+
+use orcid::client::{OrcidClient, RateLimit};
+use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::config::{Problems, Validate, env_var_name};
+use crate::ratelimit::{self, RateLimitConfig, RateLimitError};
+
+/// The bucket name used when `orcid.rate_limit.bucket` is empty: `orcid:` + the client id.
+pub const BUCKET_PREFIX: &str = "orcid:";
 
 /// `[orcid]`.
 #[derive(Clone, Debug, Deserialize)]
@@ -16,22 +25,113 @@ pub struct OrcidConfig {
     pub client_id: String,
     /// Its secret.
     pub client_secret: SecretString,
+    /// `[orcid.rate_limit]`: the client's rate limit, shared by every replica through the
+    /// database by default. Every key is optional; see [`OrcidConfig::default_rate_limit`].
+    /// An empty `bucket` means `orcid:<client_id>` ([`OrcidConfig::rate_limit`]).
+    #[serde(
+        default = "OrcidConfig::default_rate_limit",
+        deserialize_with = "partial_rate_limit"
+    )]
+    pub rate_limit: RateLimitConfig,
+}
+
+/// [`OrcidConfig::client`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrcidClientError {
+    /// The client configuration is unusable (e.g. a registry URL that is not https).
+    #[error("the ORCID client cannot be built from [orcid]")]
+    Orcid(#[source] orcid::Error),
+    /// The rate limiter cannot be built (invalid `[orcid.rate_limit]`, or its table cannot
+    /// be created in the database).
+    #[error("the ORCID rate limiter ([orcid.rate_limit]) cannot be built")]
+    RateLimit(#[source] RateLimitError),
 }
 
 impl OrcidConfig {
-    /// The `orcid` crate's client configuration for this registry and client.
+    /// The defaults of `[orcid.rate_limit]`: ORCID's member API limit (24 requests/s, burst
+    /// 40) shared through the database (`shared = true`), bucket empty (meaning
+    /// `orcid:<client_id>`), `replicas_hint = 1`, `batch = 1`.
+    pub fn default_rate_limit() -> RateLimitConfig {
+        RateLimitConfig::orcid_member(String::new())
+    }
+
+    /// `[orcid.rate_limit]` as the limiter uses it: an empty `bucket` becomes
+    /// `orcid:<client_id>` (the client id is not a secret), so every replica of one client
+    /// shares one bucket without naming it.
+    pub fn rate_limit(&self) -> RateLimitConfig {
+        let mut config = self.rate_limit.clone();
+        if config.bucket.trim().is_empty() {
+            config.bucket = format!("{BUCKET_PREFIX}{}", self.client_id.trim());
+        }
+        config
+    }
+
+    /// The `orcid` crate's client configuration for this registry and client. Its own
+    /// `rate_limit` is `[orcid.rate_limit]`'s `per_second` and `burst` (used by
+    /// `OrcidClient::new`; [`OrcidConfig::client`] shares the bucket instead).
     ///
     /// # Errors
     /// A custom registry URL the client refuses (not https outside loopback, not a URL).
     pub fn client_config(&self) -> Result<orcid::client::ClientConfig, orcid::Error> {
         let id = self.client_id.trim().to_owned();
         let secret = self.client_secret.clone();
-        Ok(match self.registry.trim() {
+        let config = match self.registry.trim() {
             "production" => orcid::client::ClientConfig::production(id, secret),
             "sandbox" => orcid::client::ClientConfig::sandbox(id, secret),
             url => orcid::client::ClientConfig::custom(url, id, secret)?,
+        };
+        let limit = self.rate_limit.limit();
+        Ok(if limit.per_second > 0 && limit.burst > 0 {
+            config.with_rate_limit(limit)
+        } else {
+            config.with_rate_limit(RateLimit::ORCID_MEMBER)
         })
     }
+
+    /// The ORCID client with its rate limiter from [`ratelimit::limiter_for`]: with
+    /// `orcid.rate_limit.shared` (the default) a token bucket in `db` (table
+    /// `idbridge_rate_buckets`, created if missing) that every replica on that database
+    /// shares, otherwise an in-process one.
+    ///
+    /// # Errors
+    /// [`OrcidClientError`]: an unusable registry, an invalid rate limit, or a database
+    /// where the bucket table cannot be created.
+    pub async fn client(&self, db: &DatabaseConnection) -> Result<OrcidClient, OrcidClientError> {
+        let config = self.client_config().map_err(OrcidClientError::Orcid)?;
+        let limiter: Arc<dyn orcid::client::RateLimiter> =
+            ratelimit::limiter_for(&self.rate_limit(), db)
+                .await
+                .map_err(OrcidClientError::RateLimit)?;
+        OrcidClient::with_rate_limiter(config, limiter).map_err(OrcidClientError::Orcid)
+    }
+}
+
+/// `[orcid.rate_limit]` with every key optional (unknown keys refused).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialRateLimit {
+    shared: Option<bool>,
+    bucket: Option<String>,
+    per_second: Option<u32>,
+    burst: Option<u32>,
+    replicas_hint: Option<u32>,
+    batch: Option<u32>,
+}
+
+/// Fills the keys `[orcid.rate_limit]` leaves out from [`OrcidConfig::default_rate_limit`].
+fn partial_rate_limit<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<RateLimitConfig, D::Error> {
+    let partial = PartialRateLimit::deserialize(deserializer)?;
+    let default = OrcidConfig::default_rate_limit();
+    Ok(RateLimitConfig {
+        shared: partial.shared.unwrap_or(default.shared),
+        bucket: partial.bucket.unwrap_or(default.bucket),
+        per_second: partial.per_second.unwrap_or(default.per_second),
+        burst: partial.burst.unwrap_or(default.burst),
+        replicas_hint: partial.replicas_hint.unwrap_or(default.replicas_hint),
+        batch: partial.batch.unwrap_or(default.batch),
+    })
 }
 
 impl Validate for OrcidConfig {
@@ -63,5 +163,6 @@ impl Validate for OrcidConfig {
                 format!("{e}; use production, sandbox or an https:// base URL"),
             );
         }
+        self.rate_limit().validate_at("orcid.rate_limit", problems);
     }
 }

@@ -11,6 +11,8 @@ pub use idbridge_platform::database::DatabaseConfig;
 /// `[orcid]` (shared with every service that talks to ORCID).
 pub use idbridge_platform::orcid::OrcidConfig;
 use idbridge_platform::telemetry::TelemetryConfig;
+/// `[invitations]` (the `invitations` crate's section).
+pub use invitations::InvitationsConfig;
 use orcid::model::{DisambiguationSource, Organization};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -38,6 +40,11 @@ pub struct WriterConfig {
     /// `[telemetry]`.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// `[invitations]`: the e-mails asking people who have not connected an iD to do so
+    /// (crate `invitations`). Used only when `writer.invitations.enabled`; optional, so a
+    /// configuration without the section still loads (the embedded defaults have it).
+    #[serde(default)]
+    pub invitations: Option<InvitationsConfig>,
 }
 
 /// `[writer]`.
@@ -54,6 +61,60 @@ pub struct WriterSection {
     pub max_attempts: u32,
     /// `[writer.vault]`.
     pub vault: VaultAccess,
+    /// `[writer.http]`: the HTTP API (HR event intake, ledger reads).
+    pub http: HttpConfig,
+    /// `[writer.invitations]`: whether the writer invites people it cannot write for yet.
+    #[serde(default)]
+    pub invitations: WriterInvitations,
+}
+
+/// `[writer.invitations]`: the switch for invitation e-mails (the e-mails themselves are
+/// configured in `[invitations]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterInvitations {
+    /// Invite a person (by the HR event's `person.email`) when a hire for them waits as
+    /// `pending`, send reminders, and stop on "connection ready". Default `false`, so an
+    /// existing deployment sends no e-mail until this is turned on.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `[writer.http]`: the writer's HTTP API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Serve the API at all (a consumer-only replica may turn it off).
+    pub enabled: bool,
+    /// `host:port` to listen on; port 0 picks a free port ([`crate::Application::http_port`]).
+    pub listen: String,
+    /// HTTP worker threads.
+    pub workers: usize,
+    /// Most events in one `POST /api/v1/hr-events`.
+    pub max_batch: usize,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// `[[writer.http.callers]]`: who may call, by the SHA-256 of their bearer token. None
+    /// configured: every call but `/health` is refused (401).
+    #[serde(default)]
+    pub callers: Vec<HttpCaller>,
+}
+
+/// The largest `writer.http.max_body_bytes` accepted (64 MiB): every request body up to it
+/// is held in memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// One caller of the writer's API (`[[writer.http.callers]]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCaller {
+    /// A name for logs and error messages (1 to 64 of `a-z`, `0-9`, `_`, `-`).
+    pub name: String,
+    /// Lower-case hex SHA-256 of the caller's bearer token (`printf %s "$TOKEN" | sha256sum`).
+    pub token_sha256: String,
+    /// What the caller may do: `hr-events:write`, `items:read`, `invitations:read`,
+    /// `invitations:manage`.
+    pub rights: Vec<crate::api::Right>,
 }
 
 /// `[writer.vault]`: the token vault's API.
@@ -143,6 +204,15 @@ impl WriterConfig {
         }
     }
 
+    /// `[invitations]` when `writer.invitations.enabled`, else `None`.
+    pub fn invitations_config(&self) -> Option<&InvitationsConfig> {
+        if self.writer.invitations.enabled {
+            self.invitations.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// The ORCID client configuration.
     ///
     /// # Errors
@@ -155,11 +225,22 @@ impl WriterConfig {
 impl Validate for WriterConfig {
     fn validate(&self, problems: &mut Problems) {
         self.validate_writer(problems);
+        self.validate_http(problems);
         self.validate_institution(problems);
         self.database.validate(problems);
         self.bus.validate(problems);
         self.orcid.validate(problems);
         self.telemetry.validate(problems);
+        if self.writer.invitations.enabled {
+            match &self.invitations {
+                Some(invitations) => invitations.validate(problems),
+                None => problems.add(
+                    "invitations",
+                    "is missing while writer.invitations.enabled is true",
+                    "add the [invitations] section (transport, from, portal_url, …) or set writer.invitations.enabled = false",
+                ),
+            }
+        }
     }
 }
 
@@ -209,6 +290,82 @@ impl WriterConfig {
                     env_var_name("writer.vault.caller_token")
                 ),
             );
+        }
+    }
+
+    fn validate_http(&self, problems: &mut Problems) {
+        let http = &self.writer.http;
+        if http.listen.trim().parse::<std::net::SocketAddr>().is_err() {
+            problems.add(
+                "writer.http.listen",
+                format!("{:?} is not an address and port", http.listen),
+                "write host:port with an IP address, e.g. 127.0.0.1:8082 or 0.0.0.0:8082 (port 0: any free port)",
+            );
+        }
+        if http.workers == 0 {
+            problems.add(
+                "writer.http.workers",
+                "is 0",
+                "use at least 1 (2 by default)",
+            );
+        }
+        if !(1..=10_000).contains(&http.max_batch) {
+            problems.add(
+                "writer.http.max_batch",
+                format!("is {}", http.max_batch),
+                "use 1 to 10000 events per request (500 by default)",
+            );
+        }
+        if !(1024..=MAX_BODY_BYTES).contains(&http.max_body_bytes) {
+            problems.add(
+                "writer.http.max_body_bytes",
+                format!("is {}", http.max_body_bytes),
+                "use 1024 to 67108864 bytes (64 MiB; 4194304 by default): a larger batch belongs in several requests",
+            );
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut hashes = std::collections::HashSet::new();
+        for (index, caller) in http.callers.iter().enumerate() {
+            let key = |field: &str| format!("writer.http.callers[{index}].{field}");
+            let name = caller.name.as_str();
+            let valid_name = (1..=64).contains(&name.len())
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid_name {
+                problems.add(
+                    key("name"),
+                    "is not 1 to 64 characters of a-z, 0-9, '_' or '-'",
+                    "name the calling system, e.g. \"hr-system\" or \"portal\"",
+                );
+            } else if !names.insert(name) {
+                problems.add(
+                    key("name"),
+                    format!("{name:?} is used by another caller"),
+                    "give every caller its own name",
+                );
+            }
+            let hash = caller.token_sha256.trim();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.add(
+                    key("token_sha256"),
+                    "is not 64 hex digits",
+                    "put the SHA-256 of the caller's token here (printf %s \"$TOKEN\" | sha256sum), never the token itself",
+                );
+            } else if !hashes.insert(hash.to_ascii_lowercase()) {
+                problems.add(
+                    key("token_sha256"),
+                    "is the same as another caller's",
+                    "give every caller a token of its own",
+                );
+            }
+            if caller.rights.is_empty() {
+                problems.add(
+                    key("rights"),
+                    "is empty, so the caller can do nothing",
+                    "list its rights, e.g. [\"hr-events:write\"] or [\"items:read\", \"invitations:read\"], or remove the caller",
+                );
+            }
         }
     }
 

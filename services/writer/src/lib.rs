@@ -4,17 +4,23 @@
 //!
 //! - [`Writer`] holds the decisions, plain async functions tests call directly:
 //!   [`Writer::apply_hr_event`], [`Writer::apply_work_event`],
-//!   [`Writer::apply_connection_ready`], and
+//!   [`Writer::apply_connection_ready`], [`Writer::apply_record_updated`] (items the
+//!   researcher deleted, as the reader reports them), and
 //!   [`Writer::handle`] for a bus delivery (it is also the bus [`bus::Handler`]).
 //! - [`ledger`]: where put codes, states and the history of every attempt are kept.
 //! - [`desired`]: what an HR event means as an ORCID affiliation, its hash, our `self` id.
 //! - [`tokens`]: the [`tokens::TokenSource`] seam and its token-vault implementation.
 //! - [`Application`] / [`run`] wire it to the bus (topology, consumer, outbox relay);
-//!   [`migrate`] applies the writer's migrations on their own.
+//!   [`migrate`] applies the writer's migrations on their own; with `[writer.http]` it also
+//!   serves the HTTP API (HR event intake, ledger reads), whose bodies are [`api`]; its
+//!   ORCID client shares `[orcid.rate_limit]` with every replica through the database, and
+//!   with `writer.invitations.enabled` it invites people a pending hire waits for
+//!   ([`Application::invitations`]).
 //!
 //! The README explains the flow, the states, the failure policy and the configuration.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod config;
 pub mod csv_import;
 pub mod desired;
@@ -22,6 +28,7 @@ pub mod ledger;
 pub mod tokens;
 
 mod body;
+mod http;
 mod locks;
 mod migration;
 mod startup;

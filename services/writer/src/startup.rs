@@ -1,13 +1,17 @@
 //! Building and running the writer: database (and migrations), ORCID client, token source,
-//! the bus topology, the consumer of HR events and "connection ready", the outbox relay.
+//! the bus topology, the consumer of HR events and "connection ready", the outbox relay, the
+//! HTTP API.
 
 use std::sync::Arc;
 
+use actix_web::dev::ServerHandle;
 use bus::events::exchanges;
 use bus::outbox::{Outbox, OutboxRelay, RelayConfig};
 use bus::{Bus, BusError, ConsumerHandle, ConsumerOptions, ServiceSpec, Topology};
 use idbridge_platform::bus as platform_bus;
 use idbridge_platform::database;
+use idbridge_platform::orcid::OrcidClientError;
+use idbridge_platform::ratelimit::RateLimitError;
 use idbridge_platform::telemetry::{self, TelemetryError};
 use orcid::client::OrcidClient;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -15,7 +19,12 @@ use token_vault::client::{ClientError, VaultClient};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use invitations::Invitations;
+
 use crate::config::WriterConfig;
+use crate::http::auth::Callers;
+use crate::http::intake::Intake;
+use crate::ledger::Ledger;
 use crate::migration::{bus_tables, migrate};
 use crate::tokens::{TokenSource, VaultTokens};
 use crate::writer::{Writer, WriterParts};
@@ -24,9 +33,10 @@ use crate::writer::{Writer, WriterParts};
 pub const SERVICE_NAME: &str = "writer";
 
 /// What the writer consumes: `hr.hire`, `hr.leave`, `hr.change` from the HR exchange,
-/// `work.upsert`, `work.delete` from the works exchange and `connection.ready` from the
-/// events exchange, partitioned by person id (one write at a
-/// time per ORCID record across replicas), with the configured retry tiers.
+/// `work.upsert`, `work.delete` from the works exchange and `connection.ready` and
+/// `record.updated` (the reader: items the researcher deleted) from the events exchange,
+/// partitioned by the messages' `x-partition-key` (person id; the iD for `record.updated`,
+/// whose handling takes the person's lock), with the configured retry tiers.
 pub fn service_spec(config: &WriterConfig) -> ServiceSpec {
     ServiceSpec::new(SERVICE_NAME)
         .bind(exchanges::HR, "hr.hire")
@@ -35,6 +45,7 @@ pub fn service_spec(config: &WriterConfig) -> ServiceSpec {
         .bind(exchanges::WORKS, "work.upsert")
         .bind(exchanges::WORKS, "work.delete")
         .bind(exchanges::EVENTS, "connection.ready")
+        .bind(exchanges::EVENTS, "record.updated")
         .partitioned(config.writer.partitions)
         .retry(config.retry_policy())
 }
@@ -67,6 +78,13 @@ pub enum StartupError {
     /// The ORCID client configuration is unusable.
     #[error("the ORCID client cannot be built")]
     Orcid(#[source] orcid::Error),
+    /// The ORCID rate limiter (`[orcid.rate_limit]`) cannot be built: invalid, or its
+    /// table (`idbridge_rate_buckets`) cannot be created in the writer's database.
+    #[error("the ORCID rate limiter cannot be built (orcid.rate_limit)")]
+    RateLimit(#[source] RateLimitError),
+    /// Invitations (`[invitations]`, with `writer.invitations.enabled`) cannot be set up.
+    #[error("invitations cannot be set up")]
+    Invitations(#[source] invitations::InvitationError),
     /// The vault client configuration is unusable.
     #[error("the token vault client cannot be built")]
     Vault(#[source] ClientError),
@@ -83,6 +101,15 @@ pub enum StartupError {
     /// The bus is unreachable or refused the topology.
     #[error("the bus failed")]
     Bus(#[source] BusError),
+    /// The HTTP API's address cannot be bound.
+    #[error("cannot listen on {address} (writer.http.listen)")]
+    Bind {
+        /// `host:port`.
+        address: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Telemetry could not be set up.
     #[error("telemetry")]
     Telemetry(#[source] TelemetryError),
@@ -102,7 +129,8 @@ pub struct Dependencies {
     /// Where tokens come from. Default: the vault at `writer.vault.url`.
     pub tokens: Option<Arc<dyn TokenSource>>,
     /// The ORCID client (monolithic mode shares one, and with it one rate limiter).
-    /// Default: from `[orcid]`.
+    /// Default: from `[orcid]` with `OrcidConfig::client`, whose rate limit
+    /// (`[orcid.rate_limit]`) is a bucket in the writer's database shared by every replica.
     pub orcid: Option<OrcidClient>,
 }
 
@@ -123,13 +151,34 @@ pub struct Application {
     writer: Writer,
     consumer: ConsumerHandle,
     relay: JoinHandle<()>,
+    /// The invitation scheduler (reminders, retries), when invitations are enabled.
+    scheduler: Option<JoinHandle<()>>,
+    http: Option<HttpApi>,
     shutdown: CancellationToken,
+}
+
+/// The running HTTP API.
+struct HttpApi {
+    port: u16,
+    handle: ServerHandle,
+    task: JoinHandle<()>,
+}
+
+impl HttpApi {
+    /// Stops the server: `graceful` lets requests in flight finish.
+    async fn stop(self, graceful: bool) {
+        self.handle.stop(graceful).await;
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "HTTP server task failed");
+        }
+    }
 }
 
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("writer", &self.writer)
+            .field("http_port", &self.http_port())
             .finish_non_exhaustive()
     }
 }
@@ -143,8 +192,9 @@ impl Application {
         Self::build_with(config, Dependencies::default()).await
     }
 
-    /// Connects (or takes `deps`), migrates when `database.migrate`, declares the topology,
-    /// starts the outbox relay and the consumer.
+    /// Binds the HTTP API's address (when `writer.http.enabled`), connects (or takes `deps`),
+    /// migrates when `database.migrate`, declares the topology, starts the outbox relay, the
+    /// consumer and the HTTP API.
     ///
     /// # Errors
     /// [`StartupError`].
@@ -153,10 +203,18 @@ impl Application {
         deps: Dependencies,
     ) -> Result<Self, StartupError> {
         let shutdown = deps.shutdown.unwrap_or_default();
-        let orcid = match deps.orcid {
-            Some(orcid) => orcid,
-            None => OrcidClient::new(config.orcid_client_config().map_err(StartupError::Orcid)?)
-                .map_err(StartupError::Orcid)?,
+        // Bound first, so nothing is started when the port is taken.
+        let listener = if config.writer.http.enabled {
+            let address = config.writer.http.listen.trim().to_owned();
+            let bind_error = |source| StartupError::Bind {
+                address: address.clone(),
+                source,
+            };
+            let listener = std::net::TcpListener::bind(&address).map_err(bind_error)?;
+            let port = listener.local_addr().map_err(bind_error)?.port();
+            Some((listener, port, address))
+        } else {
+            None
         };
         let tokens: Arc<dyn TokenSource> = match deps.tokens {
             Some(tokens) => tokens,
@@ -186,6 +244,14 @@ impl Application {
         if config.database.migrate {
             migrate(&db).await.map_err(StartupError::Migrate)?;
         }
+        // After the database: the rate limit's bucket lives there, shared by every replica.
+        let orcid = match deps.orcid {
+            Some(orcid) => orcid,
+            None => config.orcid.client(&db).await.map_err(|e| match e {
+                OrcidClientError::Orcid(e) => StartupError::Orcid(e),
+                OrcidClientError::RateLimit(e) => StartupError::RateLimit(e),
+            })?,
+        };
 
         let bus = match deps.bus {
             Some(bus) => bus,
@@ -206,14 +272,32 @@ impl Application {
         );
         let waker = relay.waker();
         let relay = relay.spawn(shutdown.clone());
-        let writer = Writer::new(WriterParts {
-            db,
+        let mut writer = Writer::new(WriterParts {
+            db: db.clone(),
             orcid,
             tokens,
             institution: config.institution(),
             policy: config.write_policy(),
-            relay_waker: Some(waker),
+            relay_waker: Some(waker.clone()),
         });
+        let scheduler = match config.invitations_config() {
+            None => None,
+            Some(invitations_config) => {
+                let invitations = match Invitations::new(db.clone(), invitations_config.clone()) {
+                    Ok(invitations) => invitations,
+                    Err(e) => {
+                        shutdown.cancel();
+                        let _ = relay.await;
+                        return Err(StartupError::Invitations(e));
+                    }
+                };
+                writer = writer.with_invitations(invitations.clone());
+                let shutdown = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    invitations.run_scheduler(shutdown).await;
+                }))
+            }
+        };
         let consumer = bus
             .consume(
                 &spec,
@@ -227,17 +311,76 @@ impl Application {
             client_id = %config.orcid.client_id,
             "writer consuming"
         );
+        let http = match listener {
+            None => None,
+            Some((listener, port, address)) => {
+                let http = &config.writer.http;
+                if http.callers.is_empty() {
+                    tracing::warn!(
+                        "no callers are configured (writer.http.callers): every API call but /health will be refused"
+                    );
+                }
+                let server = crate::http::server(
+                    listener,
+                    http.workers,
+                    Callers::from_config(&http.callers),
+                    Intake {
+                        db: db.clone(),
+                        outbox: Outbox::new(&bus_tables()),
+                        relay: Some(waker),
+                        max_batch: http.max_batch,
+                        max_body_bytes: http.max_body_bytes,
+                    },
+                    Ledger::new(db),
+                    crate::http::invitations::InvitationsApi(writer.invitations().cloned()),
+                );
+                let server = match server {
+                    Ok(server) => server,
+                    Err(source) => {
+                        // Stop what already runs before reporting.
+                        consumer.kill().await;
+                        shutdown.cancel();
+                        let _ = relay.await;
+                        if let Some(scheduler) = scheduler {
+                            let _ = scheduler.await;
+                        }
+                        return Err(StartupError::Bind { address, source });
+                    }
+                };
+                let handle = server.handle();
+                let task = tokio::spawn(async move {
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "the writer's HTTP server failed");
+                    }
+                });
+                tracing::info!(port, "writer API listening");
+                Some(HttpApi { port, handle, task })
+            }
+        };
         Ok(Self {
             writer,
             consumer,
             relay,
+            scheduler,
+            http,
             shutdown,
         })
+    }
+
+    /// The port the HTTP API listens on (`None` when `writer.http.enabled` is false).
+    pub fn http_port(&self) -> Option<u16> {
+        self.http.as_ref().map(|h| h.port)
     }
 
     /// The writer's decisions and ledger (reports, tests).
     pub fn writer(&self) -> &Writer {
         &self.writer
+    }
+
+    /// The invitations the writer sends (`writer.invitations.enabled`), for the CLI and the
+    /// portal: `resend`, `list`, `counts`. `None` when disabled.
+    pub fn invitations(&self) -> Option<&Invitations> {
+        self.writer.invitations()
     }
 
     /// Cancelling it stops the writer.
@@ -249,18 +392,32 @@ impl Application {
     /// and stops the relay.
     pub async fn run_until_stopped(self) {
         self.shutdown.cancelled().await;
+        if let Some(http) = self.http {
+            http.stop(true).await;
+        }
         self.consumer.stop().await;
         if let Err(e) = self.relay.await {
             tracing::error!(error = %e, "outbox relay task failed");
+        }
+        if let Some(scheduler) = self.scheduler
+            && let Err(e) = scheduler.await
+        {
+            tracing::error!(error = %e, "invitation scheduler task failed");
         }
         tracing::info!("writer stopped");
     }
 
     /// Stops at once, as a crash would (messages in flight are redelivered). For tests.
     pub async fn kill(self) {
+        if let Some(http) = self.http {
+            http.stop(false).await;
+        }
         self.consumer.kill().await;
         self.shutdown.cancel();
         let _ = self.relay.await;
+        if let Some(scheduler) = self.scheduler {
+            let _ = scheduler.await;
+        }
     }
 }
 

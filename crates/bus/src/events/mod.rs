@@ -35,10 +35,30 @@ pub use connection::{ConnectionLost, ConnectionReady, IdConnected, LostReason, S
 pub use hr::{HrEvent, HrEventType, Person, PersonNames, Position};
 pub use items::{ItemAction, ItemError, ItemFailed, ItemWritten};
 pub use orcid::OrcidId;
-pub use record::{DeletedItem, RecordChanged, RecordUpdated};
+pub use record::{DeletedItem, ItemRef, RecordChanged, RecordStatus, RecordUpdated};
 pub use work::{Contributor, Work, WorkEvent, WorkEventType};
 
 use serde::{Serialize, de::DeserializeOwned};
+
+/// Message types that only *notify* whoever cares: "item written", "item failed",
+/// "record updated" and "connection lost". A deployment may run without any consumer of
+/// them (no downstream system subscribed, no webhook receiver for a client without the
+/// webhook feature), so the outbox relay publishes them without the *mandatory* flag: a
+/// broker with no queue bound drops them instead of holding the row back. Every other
+/// type leads to work a service must do, and an unroutable one stays pending and is
+/// reported.
+pub const NOTIFICATIONS: [&str; 4] = [
+    "item-written",
+    "item-failed",
+    "record-updated",
+    "connection-lost",
+];
+
+/// Whether a message of `message_type` may go unconsumed (see [`NOTIFICATIONS`]).
+#[must_use]
+pub fn is_notification(message_type: &str) -> bool {
+    NOTIFICATIONS.contains(&message_type)
+}
 
 /// Domain exchanges, by name relative to the bus prefix (`idbridge.hr` in production).
 pub mod exchanges {

@@ -218,6 +218,12 @@ fn every_message_the_code_produces_is_valid() {
             source_id: None,
         }],
         read_at: now,
+        previous_read_at: None,
+        added: vec![],
+        changed: vec![],
+        removed: vec![],
+        status: None,
+        primary_orcid: None,
     });
     assert_eq!(
         m.partition_key.as_deref(),

@@ -59,6 +59,45 @@ async fn collect(bus: &Bus, service: &ServiceSpec) -> (ConsumerHandle, Received)
     (consumer, received)
 }
 
+/// A notification ("item written") with nobody subscribed is dropped by the broker and
+/// marked sent, while a command-like event in the same batch with no queue is held back.
+#[tokio::test]
+async fn a_notification_nobody_consumes_is_not_held_back() {
+    let prefix = prefix();
+    let bus = amqp_bus(&prefix).await;
+    let test_db = postgres().await;
+    let db = test_db.db.clone();
+    bus.declare(&Topology::new().exchange("events"))
+        .await
+        .unwrap();
+    let outbox = Outbox::new(&tables());
+    let relay = OutboxRelay::new(db.clone(), bus.clone(), outbox.clone(), quick());
+    let written = OutgoingMessage::new(
+        "events",
+        "item.written",
+        bus::Envelope::raw("item-written", 1, json!({"put_code": 1})),
+    );
+    let ready = OutgoingMessage::new(
+        "events",
+        "connection.ready",
+        bus::Envelope::raw("connection-ready", 1, json!({"person_id": "P-1"})),
+    );
+    record(&db, &outbox, &[&written, &ready]).await;
+
+    let err = relay.relay_once().await.unwrap_err();
+    assert!(matches!(err, BusError::Unroutable { .. }), "{err:?}");
+    assert_eq!(
+        outbox.pending(&db).await.unwrap(),
+        1,
+        "only the command waits"
+    );
+    let held = outbox.stuck(&db, 1).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].message_id, ready.envelope.message_id.to_string());
+    assert!(bus::events::is_notification("item-written"));
+    assert!(!bus::events::is_notification("connection-ready"));
+}
+
 /// The scenario of a sealed token relayed before the vault declared its queue: with
 /// mandatory publishing the broker returns it, and the row waits for the queue.
 #[tokio::test]

@@ -6,4 +6,6 @@
 mod bus;
 mod config;
 mod database;
+mod orcid;
+mod ratelimit;
 mod telemetry;

@@ -8,6 +8,9 @@
 pub(crate) mod attempt;
 pub(crate) mod event;
 pub(crate) mod item;
+mod report;
+
+pub use report::{DayActivity, ItemFilter};
 
 use std::fmt;
 
@@ -18,8 +21,11 @@ use uuid::Uuid;
 
 use crate::desired::put_code_from_db;
 
-/// Where an item stands (PRODUCT.md §5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Where an item stands (PRODUCT.md §5.2). Serialized as [`ItemState::as_str`].
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum ItemState {
     /// Waiting to be written (not connected yet, or not written yet).
     Pending,
@@ -39,6 +45,17 @@ pub enum ItemState {
 }
 
 impl ItemState {
+    /// Every state.
+    pub const ALL: [ItemState; 7] = [
+        Self::Pending,
+        Self::InOrcid,
+        Self::Error,
+        Self::Revoked,
+        Self::Denied,
+        Self::DeletedByUser,
+        Self::Deleted,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {

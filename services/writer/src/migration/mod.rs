@@ -6,6 +6,7 @@
 mod m20261201_000001_create_items;
 mod m20261201_000002_create_item_attempts;
 mod m20261201_000003_create_events;
+mod m20261206_000004_attempts_at_index;
 
 use bus::migration::TableNames;
 use sea_orm::DatabaseConnection;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000001_create_items::Migration));
         all.push(Box::new(m20261201_000002_create_item_attempts::Migration));
         all.push(Box::new(m20261201_000003_create_events::Migration));
+        all.push(Box::new(m20261206_000004_attempts_at_index::Migration));
         all
     }
 
@@ -39,10 +41,13 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Applies every pending migration of the writer. Idempotent; `idbridge migrate` calls it.
+/// Applies every pending migration of the writer, and the `invitations` crate's (its table
+/// `invitations`, history `invitations_migrations`; created whether or not invitations are
+/// enabled, so turning them on needs no migration). Idempotent; `idbridge migrate` calls it.
 ///
 /// # Errors
 /// Database errors.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    Migrator::up(db, None).await?;
+    invitations::migrate(db).await
 }

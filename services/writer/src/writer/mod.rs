@@ -20,17 +20,18 @@
 //! these functions directly.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bus::events::{
     ConnectionReady, Event, HrEvent, HrEventType, ItemAction, ItemError, ItemFailed, ItemWritten,
-    WorkEvent, WorkEventType,
+    RecordUpdated, WorkEvent, WorkEventType,
 };
 use bus::inbox::Inbox;
 use bus::outbox::Outbox;
 use bus::{Delivery, Envelope, Outcome, OutgoingMessage};
 use chrono::Utc;
+use invitations::{InvitationError, Invitations};
 use orcid::OrcidId;
 use orcid::client::OrcidClient;
 use orcid::model::{AffiliationType, FuzzyDate, Organization, PutCode};
@@ -48,6 +49,7 @@ use crate::locks::PersonLocks;
 use crate::tokens::{PersonToken, TokenError, TokenSource};
 
 mod merge;
+mod record;
 mod sync;
 
 /// The source name of HR events in `writer_events`.
@@ -134,6 +136,8 @@ struct Inner {
     /// retry after a failed report does not call ORCID again with it. In memory: after a
     /// restart (or on another replica) at most one more call finds out again.
     refused: Mutex<HashMap<String, String>>,
+    /// Invitation e-mails, when enabled ([`Writer::with_invitations`]).
+    invitations: OnceLock<Invitations>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -293,8 +297,26 @@ impl Writer {
                 relay: parts.relay_waker,
                 locks: PersonLocks::default(),
                 refused: Mutex::default(),
+                invitations: OnceLock::new(),
             }),
         }
+    }
+
+    /// Invites people the writer waits for: a hire stored as `pending` (not connected)
+    /// whose event carries `person.email` calls [`Invitations::invite`], and "connection
+    /// ready" calls [`Invitations::mark_connected`]. Set once, before the writer is cloned
+    /// or used; a second call is ignored.
+    #[must_use]
+    pub fn with_invitations(self, invitations: Invitations) -> Self {
+        if self.inner.invitations.set(invitations).is_err() {
+            tracing::warn!("the writer already has invitations; the second set is ignored");
+        }
+        self
+    }
+
+    /// The invitations the writer sends, when enabled (for resend and the admin list).
+    pub fn invitations(&self) -> Option<&Invitations> {
+        self.inner.invitations.get()
     }
 
     /// Read access to the ledger.
@@ -302,8 +324,8 @@ impl Writer {
         Ledger::new(self.inner.db.clone())
     }
 
-    /// Handles one message of the writer's queue: an HR event, a work event or "connection
-    /// ready".
+    /// Handles one message of the writer's queue: an HR event, a work event, "connection
+    /// ready" or "record updated" (items the researcher deleted).
     /// Malformed messages are parked with the reason; a message already processed (same
     /// message id) is acknowledged without effect.
     pub async fn handle(&self, delivery: &Delivery) -> Outcome {
@@ -352,8 +374,12 @@ impl Writer {
                 Ok(ready) => self.apply_connection_ready(&ready, &cause).await,
                 Err(reason) => Outcome::park(reason),
             },
+            RecordUpdated::TYPE => match decode::<RecordUpdated>(delivery) {
+                Ok(update) => self.apply_record_updated(&update, &cause).await,
+                Err(reason) => Outcome::park(reason),
+            },
             other => Outcome::park(format!(
-                "the writer does not take {other:?} messages (routing key {:?}); expected hr-event, work-event or connection-ready",
+                "the writer does not take {other:?} messages (routing key {:?}); expected hr-event, work-event, connection-ready or record-updated",
                 delivery.routing_key
             )),
         };
@@ -376,7 +402,7 @@ impl Writer {
                 return Outcome::park(format!("HR event {:?} is invalid: {e}", event.event_id));
             }
         };
-        let _person = self.inner.locks.lock(&event.person.person_id).await;
+        let person = self.inner.locks.lock(&event.person.person_id).await;
         let row = match self.merge(event, &checked, cause).await {
             Ok(Ok(row)) => row,
             Ok(Err(reason)) => {
@@ -387,9 +413,68 @@ impl Writer {
             }
             Err(e) => return db_retry(&e),
         };
-        match self.sync(row, cause, Some(&event.event_id)).await {
+        let (item_id, key) = (row.id, row.item_key.clone());
+        let outcome = match self.sync(row, cause, Some(&event.event_id)).await {
             Ok(outcome) => outcome,
             Err(e) => db_retry(&e),
+        };
+        // The e-mail may take a while (SMTP): not under the person's lock.
+        drop(person);
+        if outcome == Outcome::Ack {
+            return self.invite_if_pending(event, item_id, &key).await;
+        }
+        outcome
+    }
+
+    /// After an HR event: when its item waits as `pending` and the event names an e-mail
+    /// address, invites the person (idempotent; the first e-mail goes out now). A database
+    /// error retries the event (which then changes nothing but this); anything else is
+    /// logged and the event stays done.
+    async fn invite_if_pending(&self, event: &HrEvent, item_id: Uuid, key: &str) -> Outcome {
+        let Some(invitations) = self.invitations() else {
+            return Outcome::Ack;
+        };
+        let Some(email) = event
+            .person
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        else {
+            return Outcome::Ack;
+        };
+        let row = match item::Entity::find_by_id(item_id).one(&self.inner.db).await {
+            Ok(row) => row,
+            Err(e) => return db_retry(&e),
+        };
+        if row.as_ref().and_then(state_of) != Some(ItemState::Pending) {
+            return Outcome::Ack;
+        }
+        let person_id = event.person.person_id.as_str();
+        let name = event
+            .person
+            .names
+            .as_ref()
+            .map(|n| {
+                [n.given_names.as_deref(), n.family_name.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        match invitations.invite(person_id, email, &name).await {
+            Ok(outcome) => {
+                tracing::info!(person_id, item_key = key, outcome = ?outcome, "invitation");
+                Outcome::Ack
+            }
+            Err(InvitationError::Database(e)) => db_retry(&e),
+            Err(e) => {
+                tracing::warn!(person_id, item_key = key, error = %e, "could not invite the person");
+                Outcome::Ack
+            }
         }
     }
 
@@ -423,6 +508,15 @@ impl Writer {
     pub async fn apply_connection_ready(&self, ready: &ConnectionReady, cause: &Cause) -> Outcome {
         if ready.person_id.trim().is_empty() {
             return Outcome::park("connection-ready without person_id");
+        }
+        if let Some(invitations) = self.invitations() {
+            match invitations.mark_connected(&ready.person_id).await {
+                Ok(_) => {}
+                Err(InvitationError::Database(e)) => return db_retry(&e),
+                Err(e) => {
+                    tracing::warn!(person_id = %ready.person_id, error = %e, "could not mark the invitation connected");
+                }
+            }
         }
         let _person = self.inner.locks.lock(&ready.person_id).await;
         let rows = match item::Entity::find()

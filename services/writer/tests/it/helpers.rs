@@ -657,9 +657,24 @@ pub fn app_config(sim: &SimHandle, db_url: &str, prefix: &str) -> WriterConfig {
             .and_then(|s| s.set("writer.partitions", 4))
             .and_then(|s| s.set("writer.retry_tiers_ms", vec![50u64, 100, 200]))
             .and_then(|s| s.set("writer.max_attempts", 6))
+            .and_then(|s| s.set("writer.http.listen", "127.0.0.1:0"))
             .expect("overrides"),
     )
     .expect("valid configuration")
+}
+
+/// A bus on the RabbitMQ at `TEST_AMQP_URL`; fails loudly without one.
+pub async fn amqp_bus(prefix: &str) -> bus::Bus {
+    let url = std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+    bus::Bus::amqp(bus::AmqpConfig::new(&url), prefix)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs RabbitMQ at {} (set TEST_AMQP_URL; ./scripts/test.sh starts it): {e}",
+                bus::redact_url(&url)
+            )
+        })
 }
 
 pub fn prefix() -> String {

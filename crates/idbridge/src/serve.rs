@@ -1,0 +1,398 @@
+//! `idbridge serve <service…>`: the named services in one process, sharing nothing but the
+//! shutdown token, plus the admin server. SIGTERM or SIGINT cancels the token; each service
+//! stops consuming, finishes what is in flight and flushes its outbox; then the process
+//! exits 0. A service that stops on its own stops the others and the process exits 1.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use idbridge_platform::{bus as platform_bus, database, telemetry};
+use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{AdminServer, AdminState, Probe};
+use crate::cli::ServiceName;
+use crate::config::IdbridgeConfig;
+use crate::error::{Error, chain, exit};
+
+/// A service started by `serve`.
+pub struct Started {
+    /// What `/readyz` checks.
+    pub probe: Probe,
+    /// Its run; `Err` carries the error chain.
+    pub task: JoinHandle<Result<(), String>>,
+    /// A line for the operator (where it listens).
+    pub note: String,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("service", &self.probe.service)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT; the flag says a signal (not a failure) did it.
+///
+/// # Errors
+/// [`Error::Signals`].
+pub fn cancel_on_signal(shutdown: CancellationToken) -> Result<Arc<AtomicBool>, Error> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signals)?;
+    let requested = Arc::new(AtomicBool::new(false));
+    let flag = requested.clone();
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+            () = shutdown.cancelled() => return,
+        };
+        tracing::info!(signal = name, "stopping: finishing work in flight");
+        flag.store(true, Ordering::SeqCst);
+        shutdown.cancel();
+    });
+    Ok(requested)
+}
+
+fn watch(
+    service: &'static str,
+    running: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    run: impl Future<Output = Result<(), String>> + Send + 'static,
+) -> JoinHandle<Result<(), String>> {
+    tokio::spawn(async move {
+        let result = run.await;
+        running.store(false, Ordering::SeqCst);
+        if !shutdown.is_cancelled() {
+            tracing::error!(service, "stopped on its own; stopping the others");
+            shutdown.cancel();
+        }
+        result
+    })
+}
+
+/// Builds and starts one service from its configuration (`file` over its defaults).
+///
+/// # Errors
+/// Its configuration, database, broker or start failed.
+pub async fn start(
+    name: ServiceName,
+    file: Option<&Path>,
+    shutdown: &CancellationToken,
+) -> Result<Started, Error> {
+    let service = name.as_str();
+    let service_error = |e: &(dyn std::error::Error + 'static)| Error::Service {
+        service,
+        message: chain(e),
+    };
+    let running = Arc::new(AtomicBool::new(true));
+    match name {
+        ServiceName::TokenVault => {
+            let config =
+                token_vault::config::VaultConfig::load(file).map_err(|source| Error::Config {
+                    what: "token-vault",
+                    source,
+                })?;
+            let db = database::connect(&config.database)
+                .await
+                .map_err(|source| Error::Database { service, source })?;
+            let bus = platform_bus::connect(&config.bus).await?;
+            let app = token_vault::Application::build_with(
+                config,
+                token_vault::Dependencies {
+                    bus: Some(bus.clone()),
+                    database: Some(db.clone()),
+                    shutdown: Some(shutdown.clone()),
+                },
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+            let note = format!("token-vault API on port {}", app.port());
+            let task = watch(service, running.clone(), shutdown.clone(), async move {
+                app.run_until_stopped().await.map_err(|e| chain(&e))
+            });
+            Ok(Started {
+                probe: Probe {
+                    service,
+                    database: db,
+                    bus,
+                    running,
+                },
+                task,
+                note,
+            })
+        }
+        ServiceName::Writer => {
+            let config =
+                writer::config::WriterConfig::load(file).map_err(|source| Error::Config {
+                    what: "writer",
+                    source,
+                })?;
+            let db = database::connect(&config.database)
+                .await
+                .map_err(|source| Error::Database { service, source })?;
+            let bus = platform_bus::connect(&config.bus).await?;
+            let app = writer::Application::build_with(
+                config,
+                writer::Dependencies {
+                    bus: Some(bus.clone()),
+                    database: Some(db.clone()),
+                    shutdown: Some(shutdown.clone()),
+                    ..writer::Dependencies::default()
+                },
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+            let task = watch(service, running.clone(), shutdown.clone(), async move {
+                app.run_until_stopped().await;
+                Ok(())
+            });
+            Ok(Started {
+                probe: Probe {
+                    service,
+                    database: db,
+                    bus,
+                    running,
+                },
+                task,
+                note: "writer consuming".to_owned(),
+            })
+        }
+        ServiceName::Reader => {
+            let config =
+                reader::config::ReaderConfig::load(file).map_err(|source| Error::Config {
+                    what: "reader",
+                    source,
+                })?;
+            let db = database::connect(&config.database)
+                .await
+                .map_err(|source| Error::Database { service, source })?;
+            let bus = platform_bus::connect(&config.bus).await?;
+            let app = reader::Application::build_with(
+                config,
+                reader::Dependencies {
+                    bus: Some(bus.clone()),
+                    database: Some(db.clone()),
+                    shutdown: Some(shutdown.clone()),
+                    ..reader::Dependencies::default()
+                },
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+            let task = watch(service, running.clone(), shutdown.clone(), async move {
+                app.run_until_stopped().await;
+                Ok(())
+            });
+            Ok(Started {
+                probe: Probe {
+                    service,
+                    database: db,
+                    bus,
+                    running,
+                },
+                task,
+                note: "reader consuming".to_owned(),
+            })
+        }
+        ServiceName::WebhookReceiver => {
+            let config =
+                webhook_receiver::config::ReceiverConfig::load(file).map_err(|source| {
+                    Error::Config {
+                        what: "webhook-receiver",
+                        source,
+                    }
+                })?;
+            if config
+                .database
+                .url
+                .expose_secret()
+                .trim_start()
+                .starts_with("sqlite:")
+            {
+                return Err(Error::NeedsPostgres { service });
+            }
+            let db = database::connect(&config.database)
+                .await
+                .map_err(|source| Error::Database { service, source })?;
+            let bus = platform_bus::connect(&config.bus).await?;
+            let app = webhook_receiver::Application::build_with(
+                config,
+                webhook_receiver::Dependencies {
+                    bus: Some(bus.clone()),
+                    database: Some(db.clone()),
+                    shutdown: Some(shutdown.clone()),
+                    ..webhook_receiver::Dependencies::default()
+                },
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+            let note = format!("webhook-receiver callbacks on port {}", app.port());
+            let task = watch(service, running.clone(), shutdown.clone(), async move {
+                app.run_until_stopped().await;
+                Ok(())
+            });
+            Ok(Started {
+                probe: Probe {
+                    service,
+                    database: db,
+                    bus,
+                    running,
+                },
+                task,
+                note,
+            })
+        }
+        ServiceName::Portal => {
+            let config =
+                portal::config::PortalConfig::load(file).map_err(|source| Error::Config {
+                    what: "portal",
+                    source,
+                })?;
+            let db = database::connect(&config.database)
+                .await
+                .map_err(|source| Error::Database { service, source })?;
+            let bus = platform_bus::connect(&config.bus).await?;
+            let app = portal::Application::build_with(
+                config,
+                portal::Dependencies {
+                    bus: Some(bus.clone()),
+                    database: Some(db.clone()),
+                    shutdown: Some(shutdown.clone()),
+                    ..portal::Dependencies::default()
+                },
+            )
+            .await
+            .map_err(|e| service_error(&e))?;
+            let note = format!("portal on port {}", app.port());
+            let task = watch(service, running.clone(), shutdown.clone(), async move {
+                app.run_until_stopped().await.map_err(|e| chain(&e))
+            });
+            Ok(Started {
+                probe: Probe {
+                    service,
+                    database: db,
+                    bus,
+                    running,
+                },
+                task,
+                note,
+            })
+        }
+    }
+}
+
+/// The default filter (`info`) with `lapin=error` added: lapin logs every message the
+/// broker returns, body included, at WARN (the outbox's own warning says the same in one
+/// line). Any other filter is the operator's and is kept as written.
+pub fn quiet_lapin(config: &telemetry::TelemetryConfig) -> telemetry::TelemetryConfig {
+    let mut config = config.clone();
+    if config.filter.trim() == "info" {
+        config.filter = "info,lapin=error".to_owned();
+    }
+    config
+}
+
+/// Waits for every task; `Ok` when each returned `Ok`.
+async fn join_all(tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (service, task) in tasks {
+        match task.await {
+            Ok(Ok(())) => tracing::info!(service, "stopped"),
+            Ok(Err(e)) => failures.push(format!("{service}: {e}")),
+            Err(e) => failures.push(format!("{service}: task failed: {e}")),
+        }
+    }
+    failures
+}
+
+/// `idbridge serve`. Returns the exit code.
+///
+/// # Errors
+/// The command's configuration, the admin port or a service's start failed.
+pub async fn serve(
+    services: &[ServiceName],
+    file: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<u8, Error> {
+    let config = IdbridgeConfig::load(file).map_err(|source| Error::Config {
+        what: "idbridge",
+        source,
+    })?;
+    let _telemetry = telemetry::init(&quiet_lapin(&config.telemetry))?;
+    let mut names: Vec<ServiceName> = Vec::new();
+    for s in services {
+        if !names.contains(s) {
+            names.push(*s);
+        }
+    }
+    let shutdown = CancellationToken::new();
+    let requested = cancel_on_signal(shutdown.clone())?;
+    let state = AdminState::new(names.iter().map(|s| s.as_str()).collect());
+    let admin = AdminServer::start(config.admin.listen.trim(), state.clone())?;
+    let admin_host = config
+        .admin_addr()
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .map_or_else(|| "127.0.0.1".to_owned(), |ip| ip.to_string());
+    let _ = writeln!(
+        out,
+        "idbridge admin listening on http://{admin_host}:{} (/healthz /readyz /metrics)",
+        admin.port
+    );
+    let _ = out.flush();
+
+    let mut tasks = Vec::new();
+    let mut failure = None;
+    for name in &names {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        match start(*name, file, &shutdown).await {
+            Ok(started) => {
+                let _ = writeln!(out, "{}", started.note);
+                let _ = out.flush();
+                tasks.push((started.probe.service, started.task));
+                state.add(started.probe).await;
+            }
+            Err(e) => {
+                failure = Some(e);
+                shutdown.cancel();
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        let _ = writeln!(
+            out,
+            "idbridge serving: {}",
+            names
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = out.flush();
+    }
+    shutdown.cancelled().await;
+    let failures = join_all(tasks).await;
+    admin.stop().await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    for f in &failures {
+        let _ = writeln!(out, "stopped with an error: {f}");
+    }
+    if failures.is_empty() && requested.load(Ordering::SeqCst) {
+        let _ = writeln!(out, "idbridge stopped cleanly");
+        Ok(exit::OK)
+    } else {
+        let _ = writeln!(out, "idbridge stopped: a service ended on its own");
+        Ok(exit::FAILED)
+    }
+}

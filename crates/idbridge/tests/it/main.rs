@@ -1,0 +1,10 @@
+//! idbridge's integration tests: the built binary as a separate process against real
+//! PostgreSQL, RabbitMQ and orcid-sim.
+
+mod helpers;
+
+mod dlq;
+mod help;
+mod hr;
+mod serve;
+mod up;
