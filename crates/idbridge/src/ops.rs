@@ -135,9 +135,10 @@ pub async fn reregister_webhooks(file: Option<&Path>, out: &mut impl Write) -> R
             })?;
     let _ = writeln!(
         out,
-        "webhooks: {} created, {} already registered, {} failed",
+        "webhooks: {} created, {} already registered, {} withdrawn, {} failed",
         report.created,
         report.already_registered,
+        report.withdrawn,
         report.failed.len()
     );
     for (orcid, reason) in &report.failed {

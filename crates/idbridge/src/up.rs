@@ -52,6 +52,16 @@ const DEMO_INSTITUTION: [(&str, &str); 5] = [
     ("institution.disambiguated_id", "https://ror.org/05qwgg493"),
 ];
 
+/// The portal's words for the demo institution (the same one the writer names).
+const DEMO_PORTAL_TEXT: [(&str, &str); 2] = [
+    ("portal.institution.name", "Boston University"),
+    (
+        "portal.institution.what",
+        "Boston University's research information system adds your employment and your \
+         publications to your ORCID record, and keeps them up to date.",
+    ),
+];
+
 /// A demo researcher at the simulator.
 #[derive(Clone, Debug)]
 pub struct DemoResearcher {
@@ -593,7 +603,7 @@ pub async fn start(args: &UpArgs, config: &IdbridgeConfig) -> Result<Stack, Erro
                 json!({
                     "name": "portal",
                     "token_sha256": token_vault::token_sha256_hex(portal_writer_token.expose_secret()),
-                    "rights": ["items:read"],
+                    "rights": ["items:read", "invitations:read", "invitations:manage"],
                 }),
             ],
         )
@@ -729,6 +739,13 @@ pub async fn start(args: &UpArgs, config: &IdbridgeConfig) -> Result<Stack, Erro
                 )
             })
             .map_err(config_error("portal"))?;
+    }
+    if !user_institution {
+        for (key, value) in DEMO_PORTAL_TEXT {
+            portal_sources = portal_sources
+                .set(key, value)
+                .map_err(config_error("portal"))?;
+        }
     }
     let portal_config = portal::config::PortalConfig::from_sources(&portal_sources)
         .map_err(config_error("portal"))?;

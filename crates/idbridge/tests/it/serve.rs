@@ -359,7 +359,7 @@ async fn serve_is_healthy_ready_and_stops_on_sigterm() {
     assert!(
         rereg
             .stdout
-            .contains("webhooks: 1 created, 0 already registered, 1 failed"),
+            .contains("webhooks: 1 created, 0 already registered, 0 withdrawn, 1 failed"),
         "{}\n{}",
         rereg.stdout,
         rereg.stderr

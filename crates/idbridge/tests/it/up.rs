@@ -191,6 +191,10 @@ async fn up_serves_until_sigterm_then_exits_0() {
     assert!(home.url().path().starts_with("/signin"), "{}", home.url());
     let page = home.text().await.expect("the page");
     assert!(page.contains("id=\"dev-signin-form\""), "{page}");
+    assert!(
+        page.contains("Boston University"),
+        "the portal speaks for the demo institution the writer names: {page}"
+    );
     // The demo researchers exist at the simulator.
     let researcher = process
         .seen
