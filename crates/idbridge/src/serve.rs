@@ -36,6 +36,41 @@ impl std::fmt::Debug for Started {
     }
 }
 
+impl Started {
+    fn new(
+        service: &'static str,
+        database: sea_orm::DatabaseConnection,
+        bus: bus::Bus,
+        running: Arc<AtomicBool>,
+        task: JoinHandle<Result<(), String>>,
+        note: String,
+    ) -> Self {
+        Self {
+            probe: Probe {
+                service,
+                database,
+                bus,
+                running,
+            },
+            task,
+            note,
+        }
+    }
+}
+
+/// The database and bus connections a service gets from `serve` (and `/readyz` probes).
+async fn connect(
+    service: &'static str,
+    database: &database::DatabaseConfig,
+    bus: &platform_bus::BusConfig,
+) -> Result<(sea_orm::DatabaseConnection, bus::Bus), Error> {
+    let db = database::connect(database)
+        .await
+        .map_err(|source| Error::Database { service, source })?;
+    let bus = platform_bus::connect(bus).await?;
+    Ok((db, bus))
+}
+
 /// Cancels `shutdown` on SIGTERM or SIGINT; the flag says a signal (not a failure) did it.
 ///
 /// # Errors
@@ -98,10 +133,7 @@ pub async fn start(
                     what: "token-vault",
                     source,
                 })?;
-            let db = database::connect(&config.database)
-                .await
-                .map_err(|source| Error::Database { service, source })?;
-            let bus = platform_bus::connect(&config.bus).await?;
+            let (db, bus) = connect(service, &config.database, &config.bus).await?;
             let app = token_vault::Application::build_with(
                 config,
                 token_vault::Dependencies {
@@ -116,16 +148,7 @@ pub async fn start(
             let task = watch(service, running.clone(), shutdown.clone(), async move {
                 app.run_until_stopped().await.map_err(|e| chain(&e))
             });
-            Ok(Started {
-                probe: Probe {
-                    service,
-                    database: db,
-                    bus,
-                    running,
-                },
-                task,
-                note,
-            })
+            Ok(Started::new(service, db, bus, running, task, note))
         }
         ServiceName::Writer => {
             let config =
@@ -133,10 +156,7 @@ pub async fn start(
                     what: "writer",
                     source,
                 })?;
-            let db = database::connect(&config.database)
-                .await
-                .map_err(|source| Error::Database { service, source })?;
-            let bus = platform_bus::connect(&config.bus).await?;
+            let (db, bus) = connect(service, &config.database, &config.bus).await?;
             let app = writer::Application::build_with(
                 config,
                 writer::Dependencies {
@@ -152,16 +172,14 @@ pub async fn start(
                 app.run_until_stopped().await;
                 Ok(())
             });
-            Ok(Started {
-                probe: Probe {
-                    service,
-                    database: db,
-                    bus,
-                    running,
-                },
+            Ok(Started::new(
+                service,
+                db,
+                bus,
+                running,
                 task,
-                note: "writer consuming".to_owned(),
-            })
+                "writer consuming".to_owned(),
+            ))
         }
         ServiceName::Reader => {
             let config =
@@ -169,10 +187,7 @@ pub async fn start(
                     what: "reader",
                     source,
                 })?;
-            let db = database::connect(&config.database)
-                .await
-                .map_err(|source| Error::Database { service, source })?;
-            let bus = platform_bus::connect(&config.bus).await?;
+            let (db, bus) = connect(service, &config.database, &config.bus).await?;
             let app = reader::Application::build_with(
                 config,
                 reader::Dependencies {
@@ -188,16 +203,14 @@ pub async fn start(
                 app.run_until_stopped().await;
                 Ok(())
             });
-            Ok(Started {
-                probe: Probe {
-                    service,
-                    database: db,
-                    bus,
-                    running,
-                },
+            Ok(Started::new(
+                service,
+                db,
+                bus,
+                running,
                 task,
-                note: "reader consuming".to_owned(),
-            })
+                "reader consuming".to_owned(),
+            ))
         }
         ServiceName::WebhookReceiver => {
             let config =
@@ -216,10 +229,7 @@ pub async fn start(
             {
                 return Err(Error::NeedsPostgres { service });
             }
-            let db = database::connect(&config.database)
-                .await
-                .map_err(|source| Error::Database { service, source })?;
-            let bus = platform_bus::connect(&config.bus).await?;
+            let (db, bus) = connect(service, &config.database, &config.bus).await?;
             let app = webhook_receiver::Application::build_with(
                 config,
                 webhook_receiver::Dependencies {
@@ -236,16 +246,7 @@ pub async fn start(
                 app.run_until_stopped().await;
                 Ok(())
             });
-            Ok(Started {
-                probe: Probe {
-                    service,
-                    database: db,
-                    bus,
-                    running,
-                },
-                task,
-                note,
-            })
+            Ok(Started::new(service, db, bus, running, task, note))
         }
         ServiceName::Portal => {
             let config =
@@ -253,10 +254,7 @@ pub async fn start(
                     what: "portal",
                     source,
                 })?;
-            let db = database::connect(&config.database)
-                .await
-                .map_err(|source| Error::Database { service, source })?;
-            let bus = platform_bus::connect(&config.bus).await?;
+            let (db, bus) = connect(service, &config.database, &config.bus).await?;
             let app = portal::Application::build_with(
                 config,
                 portal::Dependencies {
@@ -272,16 +270,7 @@ pub async fn start(
             let task = watch(service, running.clone(), shutdown.clone(), async move {
                 app.run_until_stopped().await.map_err(|e| chain(&e))
             });
-            Ok(Started {
-                probe: Probe {
-                    service,
-                    database: db,
-                    bus,
-                    running,
-                },
-                task,
-                note,
-            })
+            Ok(Started::new(service, db, bus, running, task, note))
         }
     }
 }
