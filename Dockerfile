@@ -14,10 +14,14 @@
 # secrets only from the environment or mounted files, never from the image.
 # See deploy/README.md.
 
-ARG RUST_VERSION=1.95
-ARG DEBIAN_RELEASE=bookworm
+# Exact base images: the toolchain the project is built and tested with, and a Debian point
+# release. Tags can still be re-pushed: pin digests from your registry for production
+# (`docker buildx imagetools inspect rust:1.95.0-bookworm`, then
+# --build-arg RUST_IMAGE=rust:1.95.0-bookworm@sha256:…, the same for RUNTIME_IMAGE).
+ARG RUST_IMAGE=rust:1.95.0-bookworm
+ARG RUNTIME_IMAGE=debian:12.12-slim
 
-FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # The whole workspace (target/, .git and local data are excluded by .dockerignore): every
 # member's manifest is needed for `--locked`, and proto/schemas is embedded at build time.
@@ -28,7 +32,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && install -D -m 0755 target/release/idbridge /out/idbridge \
     && install -D -m 0755 target/release/orcid-sim /out/orcid-sim
 
-FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 # ca-certificates: ORCID, the identity provider and SMTP are reached over TLS with the
 # system's roots. Nothing else is installed (no shell tools beyond Debian's base).
 # hadolint ignore=DL3008

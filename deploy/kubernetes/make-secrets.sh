@@ -15,7 +15,9 @@
 # token of the `hr-system` caller, to give to the HR integration). Refuses an OUTDIR that
 # already holds any of them: the key ring (idbridge-vault-kek) encrypts every stored token,
 # and a new one would make them unreadable — rotate instead (deploy/README.md § Key
-# rotation). Needs kubectl (offline: --dry-run=client) and coreutils. Prints no value.
+# rotation). Needs kubectl (offline: --dry-run=client) and coreutils. Prints no value, and
+# passes none on a command line (where `ps` would show it): each value goes through a file
+# in a private (0700) temporary directory, removed on exit.
 set -euo pipefail
 if [[ $# -ne 2 ]]; then
   sed -n '2,20p' "$0" >&2
@@ -49,38 +51,47 @@ handoff_id="${HANDOFF_ID:-hk${year}a}"
 rand_b64() { head -c "$1" /dev/urandom | base64 -w0; }
 rand_hex() { head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \n'; }
 sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
-secret() { # NAME, then --from-literal/--from-file arguments
+tmp="$(mktemp -d)"   # mode 0700
+trap 'rm -rf "$tmp"' EXIT
+secret() { # NAME, then KEY VALUE pairs
   local name="$1"; shift
-  kubectl create secret generic "$name" --namespace "$ns" --dry-run=client -o yaml "$@" \
+  local args=() dir="$tmp/$name"
+  mkdir -m 0700 "$dir"
+  while (( $# )); do
+    printf %s "$2" > "$dir/$1"   # printf is a shell builtin: the value is on no command line
+    args+=("--from-file=$1=$dir/$1")
+    shift 2
+  done
+  kubectl create secret generic "$name" --namespace "$ns" --dry-run=client -o yaml "${args[@]}" \
     | sed '/creationTimestamp: null/d' > "$out/$name.yaml"
 }
 
 writer_vault="$(rand_hex)"; reader_vault="$(rand_hex)"; receiver_vault="$(rand_hex)"
 portal_vault="$(rand_hex)"; portal_writer="$(rand_hex)"; hr_system="$(rand_hex)"
 
-secret idbridge-orcid --from-literal=client-id="$ORCID_CLIENT_ID" \
-  --from-literal=client-secret="$ORCID_CLIENT_SECRET"
-secret idbridge-database --from-literal=url="$DATABASE_URL"
+secret idbridge-orcid client-id "$ORCID_CLIENT_ID" \
+  client-secret "$ORCID_CLIENT_SECRET"
+secret idbridge-database url "$DATABASE_URL"
 # shellcheck disable=SC2153  # set by the caller; checked above
-secret idbridge-amqp --from-literal=url="$AMQP_URL"
+secret idbridge-amqp url "$AMQP_URL"
 # The key ring as the vault reads a mounted directory: one file per key id, plus `active`.
-secret idbridge-vault-kek --from-literal="$kek_id=$(rand_b64 32)" --from-literal=active="$kek_id"
+secret idbridge-vault-kek "$kek_id" "$(rand_b64 32)" active "$kek_id"
 secret idbridge-vault \
-  --from-literal=handoff-keys="$handoff_id:$(rand_b64 32)" \
-  --from-literal=writer-token-sha256="$(sha "$writer_vault")" \
-  --from-literal=reader-token-sha256="$(sha "$reader_vault")" \
-  --from-literal=webhook-receiver-token-sha256="$(sha "$receiver_vault")" \
-  --from-literal=portal-token-sha256="$(sha "$portal_vault")"
-writer_args=(--from-literal=vault-caller-token="$writer_vault"
-  --from-literal=http-callers="[{name=\"portal\",token_sha256=\"$(sha "$portal_writer")\",rights=[\"items:read\",\"invitations:read\",\"invitations:manage\"]},{name=\"hr-system\",token_sha256=\"$(sha "$hr_system")\",rights=[\"hr-events:write\",\"items:read\"]}]")
-[[ -n "${SMTP_URL:-}" ]] && writer_args+=(--from-literal=smtp-url="$SMTP_URL")
+  handoff-keys "$handoff_id:$(rand_b64 32)" \
+  writer-token-sha256 "$(sha "$writer_vault")" \
+  reader-token-sha256 "$(sha "$reader_vault")" \
+  webhook-receiver-token-sha256 "$(sha "$receiver_vault")" \
+  portal-token-sha256 "$(sha "$portal_vault")"
+writer_args=(vault-caller-token "$writer_vault"
+  http-callers "[{name=\"portal\",token_sha256=\"$(sha "$portal_writer")\",rights=[\"items:read\",\"invitations:read\",\"invitations:manage\"]},{name=\"hr-system\",token_sha256=\"$(sha "$hr_system")\",rights=[\"hr-events:write\",\"items:read\"]}]")
+[[ -n "${SMTP_URL:-}" ]] && writer_args+=(smtp-url "$SMTP_URL")
 secret idbridge-writer "${writer_args[@]}"
-secret idbridge-reader --from-literal=vault-caller-token="$reader_vault"
-secret idbridge-webhook-receiver --from-literal=callback-key="$(rand_hex)" \
-  --from-literal=vault-caller-token="$receiver_vault"
-secret idbridge-portal --from-literal=session-key="$(rand_b64 64)" \
-  --from-literal=vault-caller-token="$portal_vault" \
-  --from-literal=writer-caller-token="$portal_writer" \
-  --from-literal=oidc-client-secret="$OIDC_CLIENT_SECRET"
+secret idbridge-reader vault-caller-token "$reader_vault"
+secret idbridge-webhook-receiver callback-key "$(rand_hex)" \
+  vault-caller-token "$receiver_vault"
+secret idbridge-portal session-key "$(rand_b64 64)" \
+  vault-caller-token "$portal_vault" \
+  writer-caller-token "$portal_writer" \
+  oidc-client-secret "$OIDC_CLIENT_SECRET"
 printf %s "$hr_system" > "$out/hr-system-token"
 echo "wrote ${#secrets[@]} Secret manifests for namespace $ns and hr-system-token to $out (key ring $kek_id, hand-off key $handoff_id)"
