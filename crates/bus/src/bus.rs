@@ -7,6 +7,7 @@ use crate::{
     amqp::{AmqpBus, AmqpConfig, Lane, declare},
     memory::MemoryBus,
     message::OutgoingMessage,
+    observe,
     parking::{ParkedMessage, Selection},
     topology::{Names, ServiceSpec, Topology},
 };
@@ -142,8 +143,36 @@ impl Bus {
     }
 
     /// Publishes on `lane` (the application lane for `PublishLane(None)`), retrying
-    /// transient failures when `retry`.
+    /// transient failures when `retry`; in a `bus.publish` span whose context travels with
+    /// the message (see the `observe` module).
     pub(crate) async fn publish_on(
+        &self,
+        lane: &PublishLane,
+        message: &OutgoingMessage,
+        mandatory: bool,
+        retry: bool,
+    ) -> Result<(), BusError> {
+        use tracing::Instrument as _;
+        let system = match &self.backend {
+            Backend::Amqp(_) => "rabbitmq",
+            Backend::Memory(_) => "memory",
+        };
+        let span = observe::publish_span(message, system);
+        let traced = observe::with_span_context(message, &span);
+        let message = traced.as_ref().unwrap_or(message);
+        let result = self
+            .publish_traced(lane, message, mandatory, retry)
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            span.record("otel.status_code", "ERROR");
+            tracing::debug!(parent: &span, error = %e, "publish failed");
+        }
+        observe::published(result.is_ok());
+        result
+    }
+
+    async fn publish_traced(
         &self,
         lane: &PublishLane,
         message: &OutgoingMessage,

@@ -38,7 +38,7 @@ pub struct Envelope {
 
 impl Envelope {
     /// Wraps an event in a new envelope: fresh UUIDv7 id, correlation id = its own id,
-    /// occurred now.
+    /// occurred now, the trace context of the current span ([`TraceContext::current`]).
     ///
     /// # Errors
     /// [`BusError::Json`] when the event does not serialise.
@@ -51,12 +51,13 @@ impl Envelope {
             occurred_at: Utc::now(),
             correlation_id: message_id,
             causation_id: None,
-            trace: TraceContext::default(),
+            trace: TraceContext::current(),
             payload: serde_json::to_value(event)?,
         })
     }
 
-    /// Wraps a payload that has no Rust type here (bridges, tests).
+    /// Wraps a payload that has no Rust type here (bridges, tests); the trace context is
+    /// the current span's.
     #[must_use]
     pub fn raw(message_type: &str, schema_version: u32, payload: serde_json::Value) -> Self {
         let message_id = Uuid::now_v7();
@@ -67,18 +68,21 @@ impl Envelope {
             occurred_at: Utc::now(),
             correlation_id: message_id,
             causation_id: None,
-            trace: TraceContext::default(),
+            trace: TraceContext::current(),
             payload,
         }
     }
 
-    /// Marks this message as caused by `parent`: same correlation id and trace, causation id =
-    /// the parent's message id.
+    /// Marks this message as caused by `parent`: same correlation id, causation id = the
+    /// parent's message id. It stays in the parent's trace: its own context when it has one
+    /// (made inside the handler's span, a descendant of the parent's), else the parent's.
     #[must_use]
     pub fn caused_by(mut self, parent: &Envelope) -> Self {
         self.correlation_id = parent.correlation_id;
         self.causation_id = Some(parent.message_id);
-        self.trace = parent.trace.clone();
+        if self.trace.is_empty() {
+            self.trace = parent.trace.clone();
+        }
         self
     }
 
@@ -132,7 +136,8 @@ impl Envelope {
 
 /// W3C Trace Context (<https://www.w3.org/TR/trace-context/>) as carried in AMQP headers.
 ///
-/// Kept as strings: OpenTelemetry wiring comes later and will inject/extract through these.
+/// Kept as strings; [`TraceContext::current`] fills one from the current span and the
+/// consumer makes it the parent of its span (the crate's `observe` module).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceContext {
     /// `traceparent`, e.g. `00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01`.

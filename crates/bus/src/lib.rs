@@ -5,6 +5,8 @@
 //! * [`Envelope`]: what every message looks like (id, type, version, causality, trace).
 //! * [`outbox`]: record events in the service's transaction; a relay publishes them.
 //! * [`inbox`]: processed message ids committed with the handler's effects.
+//! * Traces and metrics: every publish and every handled delivery is a span, joined into
+//!   one trace across the broker by the `traceparent` header (see the README).
 //! * [`events`]: the Rust types of the contracts in `proto/`; [`schemas`] validates them.
 //!
 //! The crate README explains the topology, the handler contract, the outbox and the inbox.
@@ -22,6 +24,7 @@ pub mod inbox;
 mod memory;
 mod message;
 pub mod migration;
+mod observe;
 pub mod outbox;
 pub mod parking;
 pub mod policy;

@@ -15,12 +15,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use tokio::{sync::Notify, task::JoinSet};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{
     AttemptOutcome, AttemptRecord, BusError, ConsumerHandle, ConsumerOptions, Delivery, Envelope,
     Handler, TraceContext,
     handler::run_guarded,
     message::OutgoingMessage,
+    observe,
     parking::{ParkedMessage, Selection},
     policy::Action,
     topology::{Names, ServiceSpec, Topology},
@@ -572,9 +574,14 @@ impl<H: Handler> Worker<H> {
     async fn handle(&self, message: &Stored) -> Action {
         let attempt = message.attempt();
         match Envelope::from_json(&message.body, message.trace.clone()) {
-            Err(e) => Action::Park {
-                reason: format!("invalid envelope: {e}"),
-            },
+            Err(e) => {
+                let action = Action::Park {
+                    reason: format!("invalid envelope: {e}"),
+                };
+                let span = observe::rejected_span(&self.queue_name, "memory");
+                observe::handled(&span, &self.queue_name, &action, None);
+                action
+            }
             Ok(envelope) => {
                 let delivery = Delivery {
                     envelope,
@@ -586,8 +593,14 @@ impl<H: Handler> Worker<H> {
                     queue: self.queue_name.clone(),
                     history: message.history.clone(),
                 };
-                let outcome = run_guarded(&*self.handler, delivery).await;
-                self.spec.retry.decide(attempt, outcome)
+                let span = observe::handle_span(&delivery, "memory");
+                let started = std::time::Instant::now();
+                let outcome = run_guarded(&*self.handler, delivery)
+                    .instrument(span.clone())
+                    .await;
+                let action = self.spec.retry.decide(attempt, outcome);
+                observe::handled(&span, &self.queue_name, &action, Some(started.elapsed()));
+                action
             }
         }
     }

@@ -64,7 +64,8 @@ impl Outbox {
     }
 
     /// Records `message` for publication. Call it with the transaction that changes the
-    /// service's state.
+    /// service's state. An envelope without a trace context gets the current span's, so the
+    /// relay's publish, later, joins the trace of the request that recorded it.
     ///
     /// # Errors
     /// Database errors (the caller's transaction should then roll back).
@@ -73,7 +74,14 @@ impl Outbox {
         conn: &C,
         message: &OutgoingMessage,
     ) -> Result<(), BusError> {
-        let envelope = &message.envelope;
+        let mut envelope = std::borrow::Cow::Borrowed(&message.envelope);
+        if envelope.trace.is_empty() {
+            let current = TraceContext::current();
+            if !current.is_empty() {
+                envelope.to_mut().trace = current;
+            }
+        }
+        let envelope = envelope.as_ref();
         let body = String::from_utf8(envelope.to_json()?)
             .map_err(|e| BusError::Config(format!("envelope is not UTF-8: {e}")))?;
         let mut insert = Query::insert();

@@ -1,6 +1,10 @@
 //! The admin HTTP server of `idbridge serve`: `/healthz` (the process answers), `/readyz`
 //! (every service built, its database answers `SELECT 1` and its broker accepts a
-//! connection), `/metrics` (Prometheus text; process-level facts only).
+//! connection), `/metrics` (Prometheus text: everything the process's services record
+//! through the `metrics` facade, the gauges [`collectors`] samples, and a few process-level
+//! facts; the list is in `docs/metrics.md`).
+
+pub mod collectors;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::json;
 use tokio::sync::RwLock;
 
+use self::collectors::Collector;
 use crate::error::Error;
 
 /// How long one readiness check may take.
@@ -38,6 +43,7 @@ pub struct AdminState {
     expected: Vec<&'static str>,
     probes: RwLock<Vec<Probe>>,
     started_at: f64,
+    collector: Arc<Collector>,
 }
 
 impl AdminState {
@@ -50,7 +56,13 @@ impl AdminState {
             expected,
             probes: RwLock::new(Vec::new()),
             started_at,
+            collector: Arc::new(Collector::default()),
         })
+    }
+
+    /// The sampler of the gauges `/metrics` shows (queues, outboxes, states).
+    pub fn collector(&self) -> &Arc<Collector> {
+        &self.collector
     }
 
     /// A service was built.
@@ -120,23 +132,20 @@ async fn readyz(state: web::Data<AdminState>) -> HttpResponse {
     }
 }
 
+/// The recorder's output (when installed) followed by the process-level facts.
 async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     use std::fmt::Write as _;
+    state.collector.scraped();
     let probes = state.probes.read().await.clone();
-    let mut text = String::new();
+    let mut text = idbridge_platform::metrics::handle()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
     let _ = writeln!(text, "# HELP idbridge_up 1 while the process serves.");
     let _ = writeln!(text, "# TYPE idbridge_up gauge");
     let _ = writeln!(text, "idbridge_up 1");
-    let _ = writeln!(
-        text,
-        "# HELP idbridge_build_info The idbridge binary's version."
-    );
-    let _ = writeln!(text, "# TYPE idbridge_build_info gauge");
-    let _ = writeln!(
-        text,
-        "idbridge_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
     let _ = writeln!(
         text,
         "# HELP idbridge_service_running 1 while the named service runs in this process, 0 before it started or after it stopped."
@@ -160,7 +169,7 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     let _ = writeln!(text, "# TYPE process_start_time_seconds gauge");
     let _ = writeln!(text, "process_start_time_seconds {:.3}", state.started_at);
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(idbridge_platform::metrics::CONTENT_TYPE)
         .body(text)
 }
 

@@ -2,17 +2,22 @@
 //! shutdown token, plus the admin server. SIGTERM or SIGINT cancels the token; each service
 //! stops consuming, finishes what is in flight and flushes its outbox; then the process
 //! exits 0. A service that stops on its own stops the others and the process exits 1.
+//!
+//! The process installs the Prometheus recorder once; the admin server's `/metrics` renders
+//! it, with the gauges sampled by [`crate::admin::collectors`] for each service started here.
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use idbridge_platform::{bus as platform_bus, database, telemetry};
+use idbridge_platform::metrics::names;
+use idbridge_platform::{bus as platform_bus, database, metrics as platform_metrics, telemetry};
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::collectors::Source;
 use crate::admin::{AdminServer, AdminState, Probe};
 use crate::cli::ServiceName;
 use crate::config::IdbridgeConfig;
@@ -26,6 +31,8 @@ pub struct Started {
     pub task: JoinHandle<Result<(), String>>,
     /// A line for the operator (where it listens).
     pub note: String,
+    /// What `/metrics` samples for it (queues, outbox, states).
+    pub sources: Vec<Source>,
 }
 
 impl std::fmt::Debug for Started {
@@ -54,7 +61,81 @@ impl Started {
             },
             task,
             note,
+            sources: Vec::new(),
         }
+    }
+
+    /// Adds what `/metrics` samples for the service: the queues of `spec` (when on
+    /// RabbitMQ), its outbox `outbox_table`, and `states` (a gauge over a table's `state`).
+    fn sampling(
+        mut self,
+        bus: &platform_bus::BusConfig,
+        spec: Option<&bus::ServiceSpec>,
+        outbox_table: &'static str,
+        states: Option<StateGauge>,
+    ) -> Self {
+        let db = self.probe.database.clone();
+        if let (Some(url), Some(spec)) = (&bus.amqp_url, spec) {
+            match queue_names(&bus.prefix, spec) {
+                Ok(queues) => self.sources.push(Source::Queues {
+                    url: url.clone(),
+                    queues,
+                }),
+                Err(e) => {
+                    tracing::warn!(service = self.probe.service, error = %e, "no queue metrics");
+                }
+            }
+        }
+        self.sources.push(Source::Outbox {
+            service: self.probe.service,
+            db: db.clone(),
+            table: outbox_table,
+        });
+        if let Some(states) = states {
+            self.sources.push(Source::States {
+                collector: states.collector,
+                gauge: states.gauge,
+                db,
+                table: states.table,
+                known: states.known,
+            });
+        }
+        self
+    }
+}
+
+/// A gauge over the `state` column of a service's table (see [`Source::States`]).
+struct StateGauge {
+    collector: &'static str,
+    gauge: &'static str,
+    table: &'static str,
+    known: Vec<&'static str>,
+}
+
+/// A consuming service's queues: its work queue(s), retry tiers and parking queue.
+///
+/// # Errors
+/// The prefix is not a valid bus prefix.
+pub fn queue_names(prefix: &str, spec: &bus::ServiceSpec) -> Result<Vec<String>, bus::BusError> {
+    let names = bus::topology::Names::new(prefix)?;
+    let mut queues = names.work_queues(spec);
+    for delay in &spec.retry.tiers {
+        let tier = names.retry_tier(&spec.name, *delay);
+        if !queues.contains(&tier) {
+            queues.push(tier);
+        }
+    }
+    queues.push(names.parked(&spec.name));
+    Ok(queues)
+}
+
+/// `table` as the `&'static str` the collectors take: `known` when it is that name (the
+/// usual case), otherwise leaked once (one short string per service and process).
+fn static_table(table: String, known: &'static str) -> &'static str {
+    if table == known {
+        known
+    } else {
+        Box::leak(table.into_boxed_str())
     }
 }
 
@@ -134,6 +215,7 @@ pub async fn start(
                     source,
                 })?;
             let (db, bus) = connect(service, &config.database, &config.bus).await?;
+            let bus_config = config.bus.clone();
             let app = token_vault::Application::build_with(
                 config,
                 token_vault::Dependencies {
@@ -148,7 +230,28 @@ pub async fn start(
             let task = watch(service, running.clone(), shutdown.clone(), async move {
                 app.run_until_stopped().await.map_err(|e| chain(&e))
             });
-            Ok(Started::new(service, db, bus, running, task, note))
+            let states = [
+                token_vault::api::ConnectionState::Active,
+                token_vault::api::ConnectionState::Revoked,
+                token_vault::api::ConnectionState::Expired,
+                token_vault::api::ConnectionState::Disconnected,
+            ]
+            .map(token_vault::api::ConnectionState::as_str)
+            .to_vec();
+            Ok(
+                Started::new(service, db, bus, running, task, note).sampling(
+                    &bus_config,
+                    Some(&token_vault::service_spec()),
+                    // token_vault's `bus_tables()` (crate-private).
+                    "token_vault_outbox",
+                    Some(StateGauge {
+                        collector: "connections",
+                        gauge: names::CONNECTIONS,
+                        table: "token_vault_connections",
+                        known: states,
+                    }),
+                ),
+            )
         }
         ServiceName::Writer => {
             let config =
@@ -157,6 +260,8 @@ pub async fn start(
                     source,
                 })?;
             let (db, bus) = connect(service, &config.database, &config.bus).await?;
+            let bus_config = config.bus.clone();
+            let spec = writer::service_spec(&config);
             let app = writer::Application::build_with(
                 config,
                 writer::Dependencies {
@@ -172,6 +277,9 @@ pub async fn start(
                 app.run_until_stopped().await;
                 Ok(())
             });
+            let states = writer::ledger::ItemState::ALL
+                .map(writer::ledger::ItemState::as_str)
+                .to_vec();
             Ok(Started::new(
                 service,
                 db,
@@ -179,6 +287,17 @@ pub async fn start(
                 running,
                 task,
                 "writer consuming".to_owned(),
+            )
+            .sampling(
+                &bus_config,
+                Some(&spec),
+                static_table(writer::bus_tables().outbox, "writer_outbox"),
+                Some(StateGauge {
+                    collector: "items",
+                    gauge: names::ITEMS,
+                    table: "writer_items",
+                    known: states,
+                }),
             ))
         }
         ServiceName::Reader => {
@@ -188,6 +307,8 @@ pub async fn start(
                     source,
                 })?;
             let (db, bus) = connect(service, &config.database, &config.bus).await?;
+            let bus_config = config.bus.clone();
+            let spec = reader::service_spec(&config);
             let app = reader::Application::build_with(
                 config,
                 reader::Dependencies {
@@ -210,6 +331,12 @@ pub async fn start(
                 running,
                 task,
                 "reader consuming".to_owned(),
+            )
+            .sampling(
+                &bus_config,
+                Some(&spec),
+                static_table(reader::bus_tables().outbox, "reader_outbox"),
+                None,
             ))
         }
         ServiceName::WebhookReceiver => {
@@ -230,6 +357,8 @@ pub async fn start(
                 return Err(Error::NeedsPostgres { service });
             }
             let (db, bus) = connect(service, &config.database, &config.bus).await?;
+            let bus_config = config.bus.clone();
+            let spec = webhook_receiver::service_spec(&config);
             let app = webhook_receiver::Application::build_with(
                 config,
                 webhook_receiver::Dependencies {
@@ -246,7 +375,15 @@ pub async fn start(
                 app.run_until_stopped().await;
                 Ok(())
             });
-            Ok(Started::new(service, db, bus, running, task, note))
+            Ok(
+                Started::new(service, db, bus, running, task, note).sampling(
+                    &bus_config,
+                    Some(&spec),
+                    // webhook_receiver's `bus_tables()` (not exported).
+                    "webhook_outbox",
+                    None,
+                ),
+            )
         }
         ServiceName::Portal => {
             let config =
@@ -255,6 +392,7 @@ pub async fn start(
                     source,
                 })?;
             let (db, bus) = connect(service, &config.database, &config.bus).await?;
+            let bus_config = config.bus.clone();
             let app = portal::Application::build_with(
                 config,
                 portal::Dependencies {
@@ -270,7 +408,14 @@ pub async fn start(
             let task = watch(service, running.clone(), shutdown.clone(), async move {
                 app.run_until_stopped().await.map_err(|e| chain(&e))
             });
-            Ok(Started::new(service, db, bus, running, task, note))
+            Ok(
+                Started::new(service, db, bus, running, task, note).sampling(
+                    &bus_config,
+                    None,
+                    static_table(portal::bus_tables().outbox, "portal_outbox"),
+                    None,
+                ),
+            )
         }
     }
 }
@@ -312,7 +457,14 @@ pub async fn serve(
         what: "idbridge",
         source,
     })?;
-    let _telemetry = telemetry::init(&quiet_lapin(&config.telemetry))?;
+    let _telemetry = telemetry::init_service(
+        &quiet_lapin(&config.telemetry),
+        &telemetry::service_name(services.iter().map(|s| s.as_str())),
+    )?;
+    if let Err(e) = platform_metrics::install() {
+        // /metrics then shows only the process-level facts; the services run regardless.
+        tracing::warn!(error = %e, "no Prometheus recorder");
+    }
     let mut names: Vec<ServiceName> = Vec::new();
     for s in services {
         if !names.contains(s) {
@@ -323,6 +475,7 @@ pub async fn serve(
     let requested = cancel_on_signal(shutdown.clone())?;
     let state = AdminState::new(names.iter().map(|s| s.as_str()).collect());
     let admin = AdminServer::start(config.admin.listen.trim(), state.clone())?;
+    let collector = state.collector().spawn(shutdown.clone());
     let admin_host = config
         .admin_addr()
         .map(|a| a.ip())
@@ -346,6 +499,8 @@ pub async fn serve(
             Ok(started) => {
                 let _ = writeln!(out, "{}", started.note);
                 let _ = out.flush();
+                platform_metrics::build_info(env!("CARGO_PKG_VERSION"), started.probe.service);
+                state.collector().add(started.sources);
                 tasks.push((started.probe.service, started.task));
                 state.add(started.probe).await;
             }
@@ -370,6 +525,7 @@ pub async fn serve(
     }
     shutdown.cancelled().await;
     let failures = join_all(tasks).await;
+    let _ = collector.await;
     admin.stop().await;
     if let Some(e) = failure {
         return Err(e);

@@ -4,6 +4,9 @@
 //! credentials. Services start in order — simulator, token vault, writer — each from its
 //! own configuration loader with the few values `up` decides set over it, all sharing one
 //! bus and one shutdown token.
+//!
+//! The process installs the Prometheus recorder and serves `/metrics` (and `/healthz`) on
+//! [`ADMIN_LISTEN`], or a free loopback port when it is taken.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,6 +44,8 @@ pub const VAULT_PORT: u16 = 8081;
 pub const WRITER_LISTEN: &str = "127.0.0.1:8082";
 /// Where the webhook receiver listens when the port is free (PostgreSQL only).
 pub const RECEIVER_PORT: u16 = 8083;
+/// Where `/metrics` (and `/healthz`) listen when the port is free.
+pub const ADMIN_LISTEN: &str = "127.0.0.1:9000";
 
 /// The institution `up` names unless `--config` or `IDBRIDGE__INSTITUTION__NAME` does
 /// (a ROR id the simulator knows).
@@ -142,6 +147,9 @@ pub struct Stack {
     pub redirect_uri: String,
     /// The webhook receiver's callback endpoint, when it runs (PostgreSQL only).
     pub webhooks: Option<String>,
+    /// The admin server's `/metrics`, when it could bind.
+    pub metrics_url: Option<String>,
+    admin: Option<crate::admin::AdminServer>,
     tasks: Vec<(&'static str, JoinHandle<Result<(), String>>)>,
 }
 
@@ -168,6 +176,9 @@ impl Stack {
         self.bus.close().await;
         if let Some(sim) = self.sim {
             sim.stop().await;
+        }
+        if let Some(admin) = self.admin {
+            admin.stop().await;
         }
         failures
     }
@@ -770,8 +781,23 @@ pub async fn start(args: &UpArgs, config: &IdbridgeConfig) -> Result<Stack, Erro
         }),
     ));
 
+    // `/metrics` of everything in this process (no collectors: those are `serve`'s).
+    for (service, _) in &tasks {
+        idbridge_platform::metrics::build_info(env!("CARGO_PKG_VERSION"), service);
+    }
+    let admin_state = crate::admin::AdminState::new(Vec::new());
+    let admin = crate::admin::AdminServer::start(ADMIN_LISTEN, admin_state.clone())
+        .or_else(|_| crate::admin::AdminServer::start("127.0.0.1:0", admin_state))
+        .inspect_err(|e| tracing::warn!(error = %e, "no /metrics"))
+        .ok();
+    let metrics_url = admin
+        .as_ref()
+        .map(|a| format!("http://127.0.0.1:{}/metrics", a.port));
+
     Ok(Stack {
         portal_url,
+        metrics_url,
+        admin,
         bus,
         shutdown,
         sim: match orcid {
@@ -839,6 +865,9 @@ fn print_banner(stack: &Stack, out: &mut impl Write) {
             );
         }
     }
+    if let Some(url) = &stack.metrics_url {
+        let _ = writeln!(out, "  metrics           {url}   (Prometheus text)");
+    }
     let _ = writeln!(out, "  data              {}", stack.data_dir.display());
     if let Some(sim) = &stack.sim {
         let _ = writeln!(
@@ -894,10 +923,13 @@ pub async fn up(args: &UpArgs, out: &mut impl Write) -> Result<u8, Error> {
     let _telemetry = idbridge_platform::telemetry::init_with_writer(
         &idbridge_platform::telemetry::TelemetryConfig {
             format: idbridge_platform::telemetry::LogFormat::Compact,
-            filter: crate::serve::quiet_lapin(&config.telemetry).filter,
+            ..crate::serve::quiet_lapin(&config.telemetry)
         },
         std::io::stderr,
     )?;
+    if let Err(e) = idbridge_platform::metrics::install() {
+        tracing::warn!(error = %e, "no Prometheus recorder");
+    }
     let stack = start(args, &config).await?;
     print_banner(&stack, out);
     let code = if args.demo {

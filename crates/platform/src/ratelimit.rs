@@ -10,6 +10,10 @@
 //!   polling, first come first served across replicas.
 //! - [`limiter_for`] is what a service calls: shared or in-process, from the config.
 //!
+//! Every permit's wait goes to `idbridge_ratelimit_wait_seconds{scope}` (`shared`: from the
+//! database bucket; `local`: from an in-process limiter, the configured one or the outage
+//! fallback), and each fallback permit to `idbridge_ratelimit_fallback_total`.
+//!
 //! When the database does not answer (error, or no answer within the timeout), the limiter
 //! falls back to an in-process governor at `per_second / replicas_hint` (burst
 //! `burst / replicas_hint`), logs one warning per outage, and probes the database again at
@@ -28,6 +32,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::config::{Problems, Validate};
+use crate::metrics::names;
 
 /// The table holding the buckets.
 pub const TABLE: &str = "idbridge_rate_buckets";
@@ -494,6 +499,7 @@ impl SharedRateLimiter {
                 if !wait.is_zero() {
                     tokio::time::sleep_until(at).await;
                 }
+                record_wait(SCOPE_SHARED, wait);
                 wait
             }
             None => {
@@ -501,6 +507,8 @@ impl SharedRateLimiter {
                 self.counters
                     .fallback_permits
                     .fetch_add(1, Ordering::Relaxed);
+                record_wait(SCOPE_LOCAL, w);
+                metrics::counter!(names::RATELIMIT_FALLBACK_TOTAL).increment(1);
                 w
             }
         };
@@ -512,6 +520,38 @@ impl SharedRateLimiter {
             c.waited_nanos.fetch_add(nanos, Ordering::Relaxed);
         }
         waited
+    }
+}
+
+/// `scope` of a permit from the database bucket.
+const SCOPE_SHARED: &str = "shared";
+/// `scope` of a permit from an in-process limiter (configured, or the outage fallback).
+const SCOPE_LOCAL: &str = "local";
+
+/// One permit's wait, in `idbridge_ratelimit_wait_seconds{scope}` (zero waits included, so
+/// the histogram's count is the number of permits).
+fn record_wait(scope: &'static str, waited: Duration) {
+    metrics::histogram!(names::RATELIMIT_WAIT_SECONDS, "scope" => scope)
+        .record(waited.as_secs_f64());
+}
+
+/// An in-process limiter whose waits are recorded with `scope="local"`. `Debug` is the
+/// inner limiter's.
+struct MeteredLocal(GovernorRateLimiter);
+
+impl fmt::Debug for MeteredLocal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl RateLimiter for MeteredLocal {
+    fn acquire(&self) -> BoxFuture<'_, Duration> {
+        Box::pin(async move {
+            let waited = self.0.acquire().await;
+            record_wait(SCOPE_LOCAL, waited);
+            waited
+        })
     }
 }
 
@@ -560,9 +600,89 @@ pub async fn limiter_for(
         if let Err(e) = problems.into_result() {
             return Err(RateLimitError::Config(e.to_string()));
         }
-        Ok(Arc::new(
+        Ok(Arc::new(MeteredLocal(
             GovernorRateLimiter::new(config.limit())
                 .map_err(|e| RateLimitError::Config(e.to_string()))?,
-        ))
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sample `series` in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    #[test]
+    fn every_permit_records_its_wait_and_fallback_permits_are_counted() {
+        let recorder = crate::metrics::builder().expect("builder").build_recorder();
+        let handle = recorder.handle();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let db = sea_orm::Database::connect("sqlite::memory:")
+                    .await
+                    .expect("SQLite in memory");
+                let mut local = RateLimitConfig::orcid_member("metrics-test");
+                local.shared = false;
+                let local = limiter_for(&local, &db).await.expect("local limiter");
+                local.acquire().await;
+                local.acquire().await;
+                // No bucket table: the shared limiter's database fails, the fallback gives
+                // the permit.
+                let shared =
+                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("none"))
+                        .expect("shared limiter");
+                shared.acquire().await;
+                assert!(shared.in_outage());
+                ensure_table(&db).await.expect("table");
+                let shared =
+                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
+                        .expect("shared limiter");
+                shared.acquire().await;
+            });
+        });
+        let text = handle.render();
+        assert_eq!(
+            sample(
+                &text,
+                "idbridge_ratelimit_wait_seconds_count{scope=\"local\"}"
+            ),
+            Some(3.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "idbridge_ratelimit_wait_seconds_count{scope=\"shared\"}"
+            ),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "idbridge_ratelimit_wait_seconds_bucket{scope=\"shared\",le=\"0\"}"
+            ),
+            Some(1.0),
+            "a free permit waits 0: {text}"
+        );
+        assert_eq!(
+            sample(&text, "idbridge_ratelimit_fallback_total"),
+            Some(1.0),
+            "{text}"
+        );
     }
 }

@@ -25,8 +25,12 @@ pub struct Item {
     /// ORCID's put code, once written.
     #[serde(default)]
     pub put_code: Option<u64>,
-    /// `pending`, `written`, `failed`, …
+    /// `pending`, `in_orcid`, `error`, …
     pub state: String,
+    /// Whether ORCID holds the current content (`false` while a change such as an end date is
+    /// still to be written). A writer that does not say is taken at its `state`.
+    #[serde(default = "assume_current")]
+    pub current: bool,
     /// Attempts so far.
     #[serde(default)]
     pub attempts: i64,
@@ -35,6 +39,10 @@ pub struct Item {
     pub written_at: Option<DateTime<Utc>>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+}
+
+fn assume_current() -> bool {
+    true
 }
 
 /// A page of items.
@@ -219,10 +227,8 @@ impl HttpItems {
         url: String,
         query: &[(&str, String)],
     ) -> Result<T, ItemsError> {
-        let response = self
-            .http
-            .get(url)
-            .query(query)
+        let response = self.http.get(url).query(query);
+        let response = traced(response)
             .bearer_auth(self.token.expose_secret())
             .send()
             .await
@@ -423,7 +429,8 @@ impl InvitationsSource for HttpItems {
             let response = self
                 .http
                 .get(format!("{}/api/v1/invitations", self.base))
-                .query(&query)
+                .query(&query);
+            let response = traced(response)
                 .bearer_auth(self.token.expose_secret())
                 .send()
                 .await
@@ -449,9 +456,8 @@ impl InvitationsSource for HttpItems {
                     message: "no invitation has that person id".to_owned(),
                 });
             };
-            let response = self
-                .http
-                .post(url)
+            let response = self.http.post(url);
+            let response = traced(response)
                 .bearer_auth(self.token.expose_secret())
                 .send()
                 .await
@@ -459,6 +465,15 @@ impl InvitationsSource for HttpItems {
             Self::invitation_answer(response).await
         })
     }
+}
+
+/// `request` with the current trace context (`traceparent`), so the callee's request span
+/// joins the caller's trace.
+fn traced(mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    for (name, value) in idbridge_platform::telemetry::trace_headers() {
+        request = request.header(name, value);
+    }
+    request
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use bus::outbox::{Outbox, OutboxRelay, RelayConfig};
 use bus::{Bus, BusError, Topology};
 use idbridge_platform::bus as platform_bus;
 use idbridge_platform::database;
+use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
 use idbridge_platform::telemetry::{self, TelemetryError};
 use orcid::client::{OrcidClient, Scopes};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -296,6 +297,8 @@ impl Application {
                         Ok(response)
                     }
                 })
+                // Outermost: the request span covers everything, the log line included.
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(16 * 1024))
                 .configure(routes::configure)
@@ -359,7 +362,9 @@ fn registry_origin(config: &PortalConfig) -> String {
 /// # Errors
 /// [`StartupError`].
 pub async fn run(config: PortalConfig, shutdown: CancellationToken) -> Result<(), StartupError> {
-    let _telemetry = telemetry::init(&config.telemetry).map_err(StartupError::Telemetry)?;
+    let _telemetry =
+        telemetry::init_service(&config.telemetry, &telemetry::service_name([SERVICE_NAME]))
+            .map_err(StartupError::Telemetry)?;
     let app = Application::build_with(
         config,
         Dependencies {

@@ -289,7 +289,9 @@ impl Application {
 /// # Errors
 /// [`StartupError`].
 pub async fn run(config: ReaderConfig, shutdown: CancellationToken) -> Result<(), StartupError> {
-    let _telemetry = telemetry::init(&config.telemetry).map_err(StartupError::Telemetry)?;
+    let _telemetry =
+        telemetry::init_service(&config.telemetry, &telemetry::service_name([SERVICE_NAME]))
+            .map_err(StartupError::Telemetry)?;
     let app = Application::build_with(
         config,
         Dependencies {

@@ -270,7 +270,7 @@ impl VaultClient {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
-        let response = request
+        let response = traced(request)
             .bearer_auth(self.token.expose_secret())
             .send()
             .await
@@ -310,4 +310,13 @@ impl VaultClient {
             },
         })
     }
+}
+
+/// `request` with the current trace context (`traceparent`), so the callee's request span
+/// joins the caller's trace.
+fn traced(mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    for (name, value) in idbridge_platform::telemetry::trace_headers() {
+        request = request.header(name, value);
+    }
+    request
 }

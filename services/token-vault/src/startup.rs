@@ -14,6 +14,7 @@ use bus::{Bus, BusError, ConsumerHandle, ConsumerOptions, ServiceSpec, Topology}
 use idbridge_crypto::KeyLoadError;
 use idbridge_platform::bus as platform_bus;
 use idbridge_platform::database;
+use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
 use idbridge_platform::telemetry::{self, TelemetryError};
 use orcid::client::OrcidClient;
 use sea_orm::{DatabaseConnection, DbErr};
@@ -239,6 +240,8 @@ impl Application {
                         Ok(response)
                     }
                 })
+                // Outermost: the request span covers everything, the log line included.
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .app_data(vault.clone())
                 .app_data(callers.clone())
                 .app_data(handoff.clone())
@@ -381,7 +384,9 @@ fn spawn_key_reload(_: PathBuf, _: KeyRingHandle, _: DatabaseConnection, _: Canc
 /// # Errors
 /// [`StartupError`].
 pub async fn run(config: VaultConfig, shutdown: CancellationToken) -> Result<(), StartupError> {
-    let _telemetry = telemetry::init(&config.telemetry).map_err(StartupError::Telemetry)?;
+    let _telemetry =
+        telemetry::init_service(&config.telemetry, &telemetry::service_name([SERVICE_NAME]))
+            .map_err(StartupError::Telemetry)?;
     let app = Application::build_with(
         config,
         Dependencies {

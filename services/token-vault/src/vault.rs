@@ -28,6 +28,7 @@ use bus::events::{ConnectionLost, LostReason};
 use bus::outbox::Outbox;
 use chrono::{DateTime, Utc};
 use idbridge_crypto::KeyRing;
+use idbridge_platform::metrics::names;
 use orcid::OrcidId;
 use orcid::client::{AccessToken, OrcidClient, Refresh, Scopes};
 use sea_orm::sea_query::Expr;
@@ -350,11 +351,14 @@ impl Vault {
                 .end_or_current(&row, ConnectionState::Expired, LostReason::Expired)
                 .await;
         };
-        match self
+        let refreshed = self
             .orcid
             .refresh(&refresh_token, &Refresh::keeping_old())
-            .await
-        {
+            .await;
+        // Whether ORCID gave a new pair, whatever happens to it afterwards.
+        let outcome = if refreshed.is_ok() { "ok" } else { "failed" };
+        metrics::counter!(names::TOKEN_REFRESHES_TOTAL, "outcome" => outcome).increment(1);
+        match refreshed {
             Ok(fresh) => {
                 let new_pair = TokenPair {
                     access: fresh.access_token.clone(),

@@ -4,6 +4,7 @@
 //! UUID per connection (not the iD), the secret is HMAC-SHA256(`webhooks.callback_key`,
 //! `"idbridge-webhook-v1:" + hook id`) in lower-case hex. Nothing secret is stored: the
 //! secret is derived again to re-register, and checked in constant time on every callback.
+//! Every request to the endpoint is counted by [`CallbackOutcome`].
 
 use aws_lc_rs::hmac;
 use secrecy::SecretString;
@@ -70,6 +71,38 @@ impl CallbackKey {
         hmac::verify(&self.key, &Self::message(hook_id), &tag)
             .ok()
             .map(|()| hook_id)
+    }
+}
+
+/// What became of one request to the callback endpoint, counted in
+/// `idbridge_webhook_callbacks_total{outcome}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    /// A verified callback (answered 204).
+    Accepted,
+    /// Unknown hook, wrong secret, malformed path or method (answered 404).
+    Rejected,
+    /// Refused by the per-source limit on bad callbacks (answered 429).
+    RateLimited,
+}
+
+impl CallbackOutcome {
+    /// The `outcome` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+
+    /// Counts it (a no-op until the process installs a metrics recorder).
+    pub fn record(self) {
+        metrics::counter!(
+            idbridge_platform::metrics::names::WEBHOOK_CALLBACKS_TOTAL,
+            "outcome" => self.as_str()
+        )
+        .increment(1);
     }
 }
 

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
 
-use crate::callback::{CALLBACK_PATH, CallbackKey};
+use crate::callback::{CALLBACK_PATH, CallbackKey, CallbackOutcome};
 use crate::config::RateLimitConfig;
 use crate::debounce::Marks;
 
@@ -212,14 +213,17 @@ fn refuse(state: &CallbackState, req: &HttpRequest) -> HttpResponse {
         Charge::Allowed {
             log: Some(unlogged),
         } => {
+            CallbackOutcome::Rejected.record();
             tracing::info!(%ip, not_logged_before = unlogged, "unknown or malformed webhook callback (more from this source within a minute are logged at debug)");
             HttpResponse::NotFound().finish()
         }
         Charge::Allowed { log: None } => {
+            CallbackOutcome::Rejected.record();
             tracing::debug!(%ip, "unknown or malformed webhook callback");
             HttpResponse::NotFound().finish()
         }
         Charge::Refused => {
+            CallbackOutcome::RateLimited.record();
             tracing::debug!(%ip, "webhook callbacks rate limited");
             HttpResponse::TooManyRequests()
                 .insert_header(("Retry-After", "60"))
@@ -236,6 +240,7 @@ async fn callback(
     let (hook_id, secret) = path.into_inner();
     match state.key.verify(&hook_id, &secret) {
         Some(hook_id) => {
+            CallbackOutcome::Accepted.record();
             state.marks.mark(hook_id);
             HttpResponse::NoContent().finish()
         }
@@ -280,14 +285,17 @@ pub fn server(
     state: CallbackState,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
-    Ok(
-        HttpServer::new(move || App::new().app_data(state.clone()).configure(configure))
-            .workers(workers)
-            .disable_signals()
-            .shutdown_timeout(5)
-            .listen(listener)?
-            .run(),
-    )
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .app_data(state.clone())
+            .configure(configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run())
 }
 
 #[cfg(test)]

@@ -130,6 +130,10 @@ pub struct ItemView {
     pub put_code: Option<u64>,
     /// Where the item stands.
     pub state: ItemState,
+    /// Whether ORCID holds the item's current content: `false` while a merged change (a
+    /// leave's end date, say) is still to be written, even though `state` is `in_orcid`.
+    #[serde(default)]
+    pub current: bool,
     /// Attempts at writing the current content.
     pub attempts: i32,
     /// The last failure, when the item has one.
@@ -167,6 +171,7 @@ impl From<&LedgerItem> for ItemView {
             orcid: item.orcid.clone(),
             put_code: item.put_code.map(|p| p.get()),
             state: item.state,
+            current: item.is_current(),
             attempts: item.attempts,
             last_error: failed.then(|| LastError {
                 status: item.last_error_status,

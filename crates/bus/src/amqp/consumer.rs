@@ -7,7 +7,10 @@
 //! delivery whose channel is gone: the ack could not follow, and the copy would be a second
 //! live instance of the message beside the redelivered one.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -23,8 +26,9 @@ use uuid::Uuid;
 use super::{AmqpBus, connect, headers};
 use crate::{
     AttemptRecord, BusError, ConsumerHandle, ConsumerOptions, Handler, handler::run_guarded,
-    message::AttemptOutcome, policy::Action, topology::ServiceSpec,
+    message::AttemptOutcome, observe, policy::Action, topology::ServiceSpec,
 };
+use tracing::Instrument as _;
 
 struct Ctx<H> {
     bus: AmqpBus,
@@ -207,18 +211,23 @@ async fn process<H: Handler>(
 ) {
     let service = &ctx.spec.name;
     let retry_prefix = ctx.bus.names().retry_prefix(service);
-    let (action, attempt, message_id) = match headers::decode(&delivery, queue, &retry_prefix) {
+    let (action, attempt, message_id, span) = match headers::decode(&delivery, queue, &retry_prefix)
+    {
         Ok(decoded) => {
             let attempt = decoded.attempt;
             let message_id = decoded.envelope.message_id.to_string();
+            let span = observe::handle_span(&decoded, "rabbitmq");
+            let started = Instant::now();
             let outcome = tokio::select! {
-                outcome = run_guarded(&ctx.handler, decoded) => outcome,
+                outcome = run_guarded(&ctx.handler, decoded).instrument(span.clone()) => outcome,
                 () = lost.cancelled() => {
-                    tracing::warn!(%service, %message_id, "the consumer's channel died mid-handler; abandoning it (the broker redelivers the message)");
+                    tracing::warn!(parent: &span, %service, %message_id, "the consumer's channel died mid-handler; abandoning it (the broker redelivers the message)");
                     return;
                 }
             };
-            (ctx.spec.retry.decide(attempt, outcome), attempt, message_id)
+            let action = ctx.spec.retry.decide(attempt, outcome);
+            observe::handled(&span, queue, &action, Some(started.elapsed()));
+            (action, attempt, message_id, span)
         }
         Err(reason) => {
             let empty = FieldTable::default();
@@ -229,13 +238,28 @@ async fn process<H: Handler>(
                 .as_ref()
                 .map(|m| m.as_str().to_owned())
                 .unwrap_or_default();
-            (
-                Action::Park { reason },
-                headers::attempt(h, &retry_prefix),
-                message_id,
-            )
+            let span = observe::rejected_span(queue, "rabbitmq");
+            let action = Action::Park { reason };
+            observe::handled(&span, queue, &action, None);
+            (action, headers::attempt(h, &retry_prefix), message_id, span)
         }
     };
+    settle(ctx, channel, queue, delivery, action, attempt, &message_id)
+        .instrument(span)
+        .await;
+}
+
+/// Acknowledges, re-routes to a retry tier or parks a handled delivery.
+async fn settle<H: Handler>(
+    ctx: &Ctx<H>,
+    channel: &Channel,
+    queue: &str,
+    delivery: lapin::message::Delivery,
+    action: Action,
+    attempt: u32,
+    message_id: &str,
+) {
+    let service = &ctx.spec.name;
 
     if !matches!(action, Action::Ack) && !channel.status().connected() {
         tracing::warn!(%service, %message_id, attempt, "the consumer's channel died before the message was settled; not re-routing it (the broker redelivers it)");

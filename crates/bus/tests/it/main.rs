@@ -11,3 +11,4 @@ mod memory;
 mod outbox_db;
 mod outbox_relay;
 mod partitions;
+mod traces;

@@ -6,5 +6,7 @@ mod helpers;
 mod dlq;
 mod help;
 mod hr;
+mod metrics;
 mod serve;
+mod tracing;
 mod up;

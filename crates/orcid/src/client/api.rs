@@ -69,6 +69,19 @@ impl Resource {
     }
 }
 
+impl Resource {
+    /// The endpoint word for spans and metrics (`record`, `employment`, `works`…).
+    fn endpoint(self) -> &'static str {
+        match self {
+            Resource::Record => "record",
+            Resource::Activities => "activities",
+            Resource::Person => "person",
+            Resource::List(section) => section.list_segment(),
+            Resource::Item(section, _) | Resource::Summary(section, _) => section.item_segment(),
+        }
+    }
+}
+
 impl fmt::Display for Resource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.path() {
@@ -172,6 +185,7 @@ impl OrcidClient {
         token: &'a AccessToken,
         body: Body,
         operation: &'a str,
+        endpoint: &'static str,
     ) -> Request<'a> {
         let idempotent = method != Method::POST;
         Request {
@@ -182,6 +196,7 @@ impl OrcidClient {
             body,
             idempotent,
             operation,
+            endpoint,
             secrets: vec![
                 token.expose_secret(),
                 self.inner.client_secret.expose_secret(),
@@ -199,7 +214,14 @@ impl OrcidClient {
     ) -> Result<T, Error> {
         let url = self.member_url(orcid, &resource.path()?);
         let operation = format!("read {resource}");
-        let request = self.member_request(Method::GET, url, token, Body::Empty, &operation);
+        let request = self.member_request(
+            Method::GET,
+            url,
+            token,
+            Body::Empty,
+            &operation,
+            resource.endpoint(),
+        );
         let answer = self.send(&request).await?;
         if answer.status == StatusCode::OK {
             parse_json(&answer, &request.secrets)
@@ -224,7 +246,14 @@ impl OrcidClient {
         let url = self.member_url(orcid, section.item_segment());
         let operation = format!("create {section}");
         let body = Body::Json(to_json(body)?);
-        let request = self.member_request(Method::POST, url, token, body, &operation);
+        let request = self.member_request(
+            Method::POST,
+            url,
+            token,
+            body,
+            &operation,
+            section.item_segment(),
+        );
         let answer = self.send(&request).await?;
         if !answer.status.is_success() {
             return Err(unexpected_or_error(answer, &request.secrets));
@@ -260,7 +289,14 @@ impl OrcidClient {
         let url = self.member_url(orcid, &format!("{}/{put_code}", section.item_segment()));
         let operation = format!("update {section}");
         let body = Body::Json(update_body(body, put_code)?);
-        let request = self.member_request(Method::PUT, url, token, body, &operation);
+        let request = self.member_request(
+            Method::PUT,
+            url,
+            token,
+            body,
+            &operation,
+            section.item_segment(),
+        );
         let answer = self.send(&request).await?;
         if answer.status == StatusCode::OK {
             parse_json(&answer, &request.secrets)
@@ -287,7 +323,14 @@ impl OrcidClient {
     ) -> Result<(), Error> {
         let url = self.member_url(orcid, &format!("{}/{put_code}", section.item_segment()));
         let operation = format!("delete {section}");
-        let request = self.member_request(Method::DELETE, url, token, Body::Empty, &operation);
+        let request = self.member_request(
+            Method::DELETE,
+            url,
+            token,
+            Body::Empty,
+            &operation,
+            section.item_segment(),
+        );
         let answer = self.send(&request).await?;
         if answer.status.is_success() {
             Ok(())
@@ -314,8 +357,14 @@ impl OrcidClient {
             .collect::<Vec<_>>()
             .join(",");
         let url = self.member_url(orcid, &format!("works/{list}"));
-        let request =
-            self.member_request(Method::GET, url, token, Body::Empty, "read works in bulk");
+        let request = self.member_request(
+            Method::GET,
+            url,
+            token,
+            Body::Empty,
+            "read works in bulk",
+            "works",
+        );
         let answer = self.send(&request).await?;
         if answer.status == StatusCode::OK {
             parse_json(&answer, &request.secrets)
@@ -351,7 +400,7 @@ impl OrcidClient {
         let url = self.member_url(orcid, "works");
         let operation = "create works in bulk";
         let body = Body::Json(to_json(&bulk)?);
-        let request = self.member_request(Method::POST, url, token, body, operation);
+        let request = self.member_request(Method::POST, url, token, body, operation, "works");
         let answer = self.send(&request).await?;
         if !answer.status.is_success() {
             return Err(unexpected_or_error(answer, &request.secrets));

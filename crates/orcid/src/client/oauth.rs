@@ -364,6 +364,7 @@ impl OrcidClient {
             body,
             idempotent: true,
             operation: "revoke token",
+            endpoint: "revoke",
             secrets: vec![secret, token],
         };
         let answer = self.send(&request).await?;
@@ -391,6 +392,7 @@ impl OrcidClient {
             body,
             idempotent,
             operation,
+            endpoint: "token",
             secrets,
         };
         let answer = self.send(&request).await?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument as _;
 
 use super::OrcidClient;
 use super::tokens::AccessToken;
@@ -39,6 +40,9 @@ pub(crate) struct Request<'a> {
     pub idempotent: bool,
     /// What is being done, for logs and [`Error::OutcomeUnknown`], e.g. `create work`.
     pub operation: &'a str,
+    /// Which ORCID endpoint, for spans and metrics: a fixed word (`token`, `revoke`,
+    /// `webhook`, `record`, `employment`, `works`…), never an id.
+    pub endpoint: &'static str,
     /// Secrets sent with it (in headers, the body or the URL), to remove from any text kept
     /// from the answer or from a transport failure.
     pub secrets: Vec<&'a str>,
@@ -167,16 +171,63 @@ impl OrcidClient {
                 .header(CONTENT_TYPE, FORM)
                 .body(form.expose_secret().to_owned()),
         };
+        // One span and one count per HTTP call (a retried request has several): endpoint,
+        // method and status only — no iD, put code, URL or token.
+        // Target `orcid::http`, apart from the `orcid::client` spans that name iDs: an
+        // exporter can keep these and drop those.
+        let span = tracing::info_span!(
+            target: "orcid::http",
+            "orcid.request",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            endpoint = request.endpoint,
+            http.request.method = %request.method,
+            http.response.status_code = tracing::field::Empty,
+        );
         let started = std::time::Instant::now();
-        let response = builder.send().await?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await?.to_vec();
+        let result = async {
+            let response = builder.send().await?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>((status, headers, body))
+        }
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed();
+        let status_label = match &result {
+            Ok((status, _, _)) => {
+                span.record("http.response.status_code", status.as_u16());
+                if status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS {
+                    span.record("otel.status_code", "ERROR");
+                }
+                status.as_str().to_owned()
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+                "error".to_owned()
+            }
+        };
+        let method = request.method.as_str().to_owned();
+        metrics::counter!(
+            "idbridge_orcid_requests_total",
+            "endpoint" => request.endpoint,
+            "method" => method.clone(),
+            "status" => status_label
+        )
+        .increment(1);
+        metrics::histogram!(
+            "idbridge_orcid_request_duration_seconds",
+            "endpoint" => request.endpoint,
+            "method" => method
+        )
+        .record(elapsed.as_secs_f64());
+        let (status, headers, body) = result?;
         tracing::debug!(
             method = %request.method,
             operation = request.operation,
             status = status.as_u16(),
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "ORCID answered"
         );
         Ok(Answer {

@@ -87,6 +87,7 @@ impl OrcidClient {
             body: Body::Empty,
             idempotent: true,
             operation,
+            endpoint: "webhook",
             secrets: vec![
                 token.expose_secret(),
                 self.inner.client_secret.expose_secret(),

@@ -167,7 +167,11 @@ pub(crate) async fn page(
                         status_class: item_class(&i.state),
                         id: i.id,
                         section: i.section,
-                        label: item_label(&i.state),
+                        label: if i.state == "in_orcid" && !i.current {
+                            "On your ORCID record; an update is on its way".to_owned()
+                        } else {
+                            item_label(&i.state)
+                        },
                         state: i.state,
                         updated: i.updated_at.format("%-d %B %Y").to_string(),
                     })

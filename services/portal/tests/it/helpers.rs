@@ -70,6 +70,7 @@ pub fn capture_logs() {
     let config = TelemetryConfig {
         format: LogFormat::Json,
         filter: "trace".to_owned(),
+        ..TelemetryConfig::default()
     };
     let _guard = telemetry::init_with_writer(&config, Capture(buffer.clone())).expect("telemetry");
 }

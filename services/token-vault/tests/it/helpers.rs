@@ -78,6 +78,7 @@ pub fn capture_logs() {
     let config = TelemetryConfig {
         format: LogFormat::Json,
         filter: "trace".to_owned(),
+        ..TelemetryConfig::default()
     };
     // Idempotent: the first test installs the subscriber, later calls do nothing.
     let _guard = telemetry::init_with_writer(&config, Capture(buffer.clone())).expect("telemetry");

@@ -46,6 +46,7 @@ fn logs() -> String {
             format: LogFormat::Json,
             filter: "info,webhook_receiver=trace,orcid=trace,bus=trace,token_vault=trace"
                 .to_owned(),
+            ..TelemetryConfig::default()
         };
         let guard =
             telemetry::init_with_writer(&config, Capture(buffer.clone())).expect("telemetry");

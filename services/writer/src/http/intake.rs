@@ -46,10 +46,17 @@ pub(super) async fn post_hr_events(
     require_json(&req)?;
     let body = read_body(&req, payload, intake.max_body_bytes).await?;
     let submitted = parse_submission(&body, intake.max_batch)?;
-    let trace = TraceContext::from_headers(
-        header_str(&req, "traceparent"),
-        header_str(&req, "tracestate"),
-    );
+    // The request span's context (a child of the caller's `traceparent`) when traces are
+    // exported; otherwise the caller's header travels on as it came.
+    let current = TraceContext::current();
+    let trace = if current.is_empty() {
+        TraceContext::from_headers(
+            header_str(&req, "traceparent"),
+            header_str(&req, "tracestate"),
+        )
+    } else {
+        current
+    };
 
     let mut results = Vec::with_capacity(submitted.len());
     let mut messages = Vec::new();

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
 
 use self::auth::Callers;
 use self::error::ApiError;
@@ -65,6 +66,8 @@ pub(crate) fn server(
                     Ok(response)
                 }
             })
+            // Outermost: the request span covers everything, the log line included.
+            .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(callers.clone())
             .app_data(intake.clone())
             .app_data(ledger.clone())

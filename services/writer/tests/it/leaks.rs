@@ -46,6 +46,7 @@ fn logs() -> String {
         let config = TelemetryConfig {
             format: LogFormat::Json,
             filter: "trace".to_owned(),
+            ..TelemetryConfig::default()
         };
         let guard =
             telemetry::init_with_writer(&config, Capture(buffer.clone())).expect("telemetry");

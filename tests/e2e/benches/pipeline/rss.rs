@@ -1,0 +1,20 @@
+//! Memory of a process from `/proc/<pid>/status`: `VmHWM` (peak resident set) and `VmRSS`
+//! (resident set now), in KiB.
+
+/// `(VmHWM, VmRSS)` in KiB, `None` when the process is gone.
+pub fn of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse::<u64>().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// KiB as MiB with one decimal.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}

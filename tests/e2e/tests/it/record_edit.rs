@@ -1,0 +1,187 @@
+//! A change the researcher makes on their ORCID record reaches us: the simulator calls the
+//! webhook, the webhook receiver debounces it into "record changed", the reader reads the
+//! record into a new snapshot, and an item of ours the researcher deleted is marked
+//! `deleted_by_user` by the writer (and not written again).
+
+use std::time::Duration;
+
+use idbridge_e2e::{Stack, StackOptions, hr, wait_for};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+use serde_json::{Value, json};
+use writer::ledger::ItemState;
+
+use crate::DEADLINE;
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// The reader's snapshot of `orcid`: (read_count, items).
+async fn snapshot(stack: &Stack, orcid: &str) -> anyhow::Result<Option<(i64, Vec<Value>)>> {
+    let db = stack.db().await?;
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT read_count, items FROM reader_snapshots WHERE orcid = $1",
+            vec![orcid.into()],
+        ))
+        .await?;
+    let _ = db.close().await;
+    let Some(row) = row else { return Ok(None) };
+    let count: i64 = row.try_get("", "read_count")?;
+    let items: String = row.try_get("", "items")?;
+    let items: Vec<Value> = serde_json::from_str(&items)?;
+    Ok(Some((count, items)))
+}
+
+async fn registration_state(stack: &Stack, orcid: &str) -> anyhow::Result<Option<String>> {
+    let db = stack.db().await?;
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT state FROM webhook_registrations WHERE orcid = $1",
+            vec![orcid.into()],
+        ))
+        .await?;
+    let _ = db.close().await;
+    Ok(match row {
+        Some(row) => Some(row.try_get("", "state")?),
+        None => None,
+    })
+}
+
+fn has_put_code(items: &[Value], put_code: u64) -> bool {
+    items
+        .iter()
+        .any(|i| i["put_code"].as_u64() == Some(put_code))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_edit_at_orcid_reaches_a_new_snapshot() {
+    let stack = Stack::start(StackOptions::new(
+        "a_record_edit_at_orcid_reaches_a_new_snapshot",
+    ))
+    .await
+    .expect("the stack starts");
+    let sim = stack.sim().expect("sim");
+    let user = stack
+        .connect_researcher("p-edit-1", "Mary", "Somerville")
+        .await
+        .expect("the researcher connects");
+    let orcid = user.researcher.orcid.clone();
+
+    // "Connection ready": the receiver registers a webhook, the reader takes a first snapshot.
+    wait_for("the webhook registration", DEADLINE, POLL, || async {
+        Ok(registration_state(&stack, &orcid)
+            .await?
+            .filter(|s| s == "registered"))
+    })
+    .await
+    .expect("registered");
+    wait_for("the first snapshot", DEADLINE, POLL, || async {
+        snapshot(&stack, &orcid).await
+    })
+    .await
+    .expect("a first snapshot");
+
+    // Our employment lands; the webhook for that change gives a snapshot holding it.
+    let hire = hr::hire(&user.researcher, "pos-edit", "Lecturer", "2023-01-15").expect("event");
+    stack
+        .writer_api()
+        .expect("writer API")
+        .send(std::slice::from_ref(&hire))
+        .await
+        .expect("intake");
+    let ours = stack
+        .wait_item_written("p-edit-1", "pos-edit", &hire.event_id, DEADLINE)
+        .await
+        .expect("the hire is written")
+        .put_code
+        .expect("put code");
+    let (count_before, _) = wait_for("a snapshot with our employment", DEADLINE, POLL, || async {
+        let _ = sim.flush_webhooks().await;
+        Ok(snapshot(&stack, &orcid)
+            .await?
+            .filter(|(_, items)| has_put_code(items, ours)))
+    })
+    .await
+    .expect("the snapshot follows our write");
+
+    // The researcher adds a work of their own on ORCID's site.
+    let own = sim
+        .add_item(
+            &orcid,
+            "work",
+            &json!({"title": {"title": {"value": "Rivers of the North"}}, "type": "book"}),
+        )
+        .await
+        .expect("the researcher adds a work");
+    let (count_after, items) = wait_for(
+        "a snapshot with the researcher's work",
+        DEADLINE,
+        POLL,
+        || async {
+            let _ = sim.flush_webhooks().await;
+            Ok(snapshot(&stack, &orcid)
+                .await?
+                .filter(|(_, items)| has_put_code(items, own)))
+        },
+    )
+    .await
+    .expect("webhook → receiver → reader → new snapshot");
+    assert!(
+        count_after > count_before,
+        "a new read: {count_before} → {count_after}"
+    );
+    let work = items
+        .iter()
+        .find(|i| i["put_code"].as_u64() == Some(own))
+        .expect("the work");
+    assert_eq!(work["section"], "work", "{work}");
+    assert!(
+        work.get("source_client_id").is_none_or(Value::is_null),
+        "the researcher's own: {work}"
+    );
+    assert!(has_put_code(&items, ours), "ours is still there");
+
+    // The researcher deletes our employment: a new snapshot without it, and the writer marks
+    // it deleted_by_user instead of writing it again.
+    sim.delete_item(&orcid, "employment", ours)
+        .await
+        .expect("the researcher deletes our employment");
+    wait_for(
+        "a snapshot without our employment",
+        DEADLINE,
+        POLL,
+        || async {
+            let _ = sim.flush_webhooks().await;
+            Ok(snapshot(&stack, &orcid)
+                .await?
+                .filter(|(_, items)| !has_put_code(items, ours)))
+        },
+    )
+    .await
+    .expect("the snapshot follows the deletion");
+    let api = stack.writer_api().expect("writer API");
+    let item = wait_for(
+        "the writer to mark it deleted_by_user",
+        DEADLINE,
+        POLL,
+        || async {
+            Ok(api
+                .item("p-edit-1", "pos-edit")
+                .await?
+                .filter(|i| i.state == ItemState::DeletedByUser))
+        },
+    )
+    .await
+    .expect("deleted_by_user");
+    assert_eq!(item.put_code, Some(ours));
+    // Their choice wins: nothing is written back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let employments = sim.items(&orcid, "employments").await.expect("record");
+    assert!(employments.is_empty(), "written again: {employments:#?}");
+
+    stack
+        .stop()
+        .await
+        .expect("every process stops cleanly on SIGTERM");
+}
