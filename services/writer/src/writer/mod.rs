@@ -19,7 +19,8 @@
 //! Answers are the bus's [`Outcome`]s, so the consumer around this is thin and tests call
 //! these functions directly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -56,6 +57,10 @@ mod sync;
 const HR_SOURCE: &str = "hr";
 /// The source name of work events in `writer_events`.
 const WORK_SOURCE: &str = "work";
+
+/// Most (iD, section) pairs remembered as read clean (16 bytes each); when full the memory is
+/// emptied and those sections are read once more.
+const CLEAN_SECTIONS_MAX: usize = 100_000;
 
 /// Choices the configuration makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +143,13 @@ struct Inner {
     refused: Mutex<HashMap<String, String>>,
     /// Invitation e-mails, when enabled ([`Writer::with_invitations`]).
     invitations: OnceLock<Invitations>,
+    /// (iD, section) pairs whose listing this process read and found to hold no item of
+    /// ours without one of our `self` ids (a hash of each). Only the writer posts with our
+    /// client id and it always sends our `self` id, so such a section stays that way: a row
+    /// never attempted there is posted without reading the section first (ORCID's 9021
+    /// still names an item a lost answer created). In memory: after a restart, or on
+    /// another replica, each section is read once more.
+    clean_sections: Mutex<HashSet<u64>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -277,6 +289,13 @@ fn token_fingerprint(token: &PersonToken) -> String {
     ))
 }
 
+fn section_key(orcid: &OrcidId, section: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    orcid.hash(&mut hasher);
+    section.hash(&mut hasher);
+    hasher.finish()
+}
+
 fn to_i32(n: Option<u32>) -> Option<i32> {
     n.and_then(|n| i32::try_from(n).ok())
 }
@@ -298,6 +317,7 @@ impl Writer {
                 locks: PersonLocks::default(),
                 refused: Mutex::default(),
                 invitations: OnceLock::new(),
+                clean_sections: Mutex::default(),
             }),
         }
     }
@@ -699,6 +719,29 @@ impl Writer {
             }
             None => false,
         }
+    }
+
+    /// Remembers that the listing of `section` on `orcid` holds no item of ours without
+    /// our `self` id.
+    fn mark_clean(&self, orcid: &OrcidId, section: &str) {
+        let mut clean = self
+            .inner
+            .clean_sections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if clean.len() >= CLEAN_SECTIONS_MAX {
+            clean.clear();
+        }
+        clean.insert(section_key(orcid, section));
+    }
+
+    /// Whether [`Writer::mark_clean`] remembers `section` on `orcid`.
+    fn is_clean(&self, orcid: &OrcidId, section: &str) -> bool {
+        self.inner
+            .clean_sections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&section_key(orcid, section))
     }
 
     fn wake_relay(&self) {

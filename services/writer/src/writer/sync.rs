@@ -155,20 +155,28 @@ impl Writer {
 
     /// No put code: read the section first and adopt our item for this appointment if it
     /// is there; otherwise post it.
+    ///
+    /// A row never attempted on a section this process already read clean (no item of ours
+    /// without our `self` id: nothing to adopt by content) is posted at once: one ORCID call
+    /// instead of two. What reading first would have found, ORCID's duplicate answer (9021)
+    /// names, and it is adopted below.
     async fn create_or_adopt(&self, row: &mut item::Model, run: &Run<'_>) -> Result<Step, DbErr> {
-        let taken = self.put_codes_taken(row, run.token.orcid).await?;
-        match self.find_ours(row, run, &taken).await {
-            Ok(Some(found)) => {
-                return self
-                    .adopt(row, run, &found, "found on the record before posting")
-                    .await;
-            }
-            Ok(None) => {}
-            Err(e) => {
-                return self
-                    .orcid_failed(row, run, "list", &e)
-                    .await
-                    .map(Step::Done);
+        let read_first = row.attempts > 0 || !self.is_clean(&run.token.orcid, &row.section);
+        if read_first {
+            let taken = self.put_codes_taken(row, run.token.orcid).await?;
+            match self.find_ours(row, run, &taken).await {
+                Ok(Some(found)) => {
+                    return self
+                        .adopt(row, run, &found, "found on the record before posting")
+                        .await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return self
+                        .orcid_failed(row, run, "list", &e)
+                        .await
+                        .map(Step::Done);
+                }
             }
         }
         match run
@@ -204,6 +212,7 @@ impl Writer {
                 .await?;
                 // Read back at once: if ORCID did create it, adopt it now; never post twice
                 // blindly.
+                let taken = self.put_codes_taken(row, run.token.orcid).await?;
                 match self.find_ours(row, run, &taken).await {
                     Ok(Some(found)) => {
                         self.adopt(
@@ -250,6 +259,7 @@ impl Writer {
                     None,
                 )
                 .await?;
+                let taken = self.put_codes_taken(row, run.token.orcid).await?;
                 // ORCID's check is per source, so the item it names is ours. It is this
                 // appointment if it carries this row's `self` id, or if it carries no `self`
                 // id of ours and no other ledger row of the iD holds it (the test of
@@ -315,6 +325,9 @@ impl Writer {
                 row,
             )
             .await?;
+        if listed.iter().all(|l| l.has_any_of_ours) {
+            self.mark_clean(&run.token.orcid, &row.section);
+        }
         if let Some(found) = listed.iter().find(|l| l.has_row_id) {
             return Ok(Some(found.clone()));
         }

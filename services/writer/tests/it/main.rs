@@ -16,6 +16,7 @@ mod invite;
 mod leaks;
 mod lifecycle;
 mod ratelimit;
+mod section_memory;
 mod sqlite;
 mod summary;
 mod vault;

@@ -41,6 +41,8 @@ pub struct ProcessMemory {
     pub label: String,
     pub peak_kib: u64,
     pub rest_kib: u64,
+    pub rest_anon_kib: u64,
+    pub rest_file_kib: u64,
 }
 
 /// What one pipeline run measured.
@@ -141,6 +143,9 @@ impl PipelineRun {
                 r.p99.as_secs_f64() * 1000.0,
                 r.max.as_secs_f64() * 1000.0
             );
+            if !self.limited {
+                continue;
+            }
             println!(
                 "  sustained after the first {} s: {:.1} writes/s over {:.1} s; {} member API requests ({:.1}/s, {:.2} per event)",
                 SUSTAIN_AFTER.as_secs(),
@@ -157,15 +162,17 @@ impl PipelineRun {
         );
         println!("simulator stats: {}", self.stats);
         println!(
-            "process               peak RSS (VmHWM)   RSS at rest (VmRSS, {} s idle)",
+            "process               peak RSS (VmHWM)   RSS at rest (VmRSS, {} s idle) = anonymous + file-backed",
             REST.as_secs()
         );
         for m in &self.memory {
             println!(
-                "{:<21} {:>10} MiB {:>16} MiB",
+                "{:<21} {:>10} MiB {:>16} MiB = {} + {} MiB",
                 m.label,
                 rss::mib(m.peak_kib),
-                rss::mib(m.rest_kib)
+                rss::mib(m.rest_kib),
+                rss::mib(m.rest_anon_kib),
+                rss::mib(m.rest_file_kib)
             );
         }
     }
@@ -372,11 +379,13 @@ async fn measure(
         .collect();
     processes.push(("orcid-sim (not ours)".to_owned(), stack.sim_pid()));
     for (label, pid) in processes {
-        if let Some((peak_kib, rest_kib)) = rss::of(pid) {
+        if let Some((peak_kib, rest_kib, rest_anon_kib, rest_file_kib)) = rss::of(pid) {
             memory.push(ProcessMemory {
                 label,
                 peak_kib,
                 rest_kib,
+                rest_anon_kib,
+                rest_file_kib,
             });
         }
     }

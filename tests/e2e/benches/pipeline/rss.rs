@@ -1,8 +1,9 @@
-//! Memory of a process from `/proc/<pid>/status`: `VmHWM` (peak resident set) and `VmRSS`
-//! (resident set now), in KiB.
+//! Memory of a process from `/proc/<pid>/status`: `VmHWM` (peak resident set), `VmRSS`
+//! (resident set now) and its parts `RssAnon` (heap, stacks) and `RssFile` (mapped pages of
+//! the executable and libraries), in KiB.
 
-/// `(VmHWM, VmRSS)` in KiB, `None` when the process is gone.
-pub fn of(pid: u32) -> Option<(u64, u64)> {
+/// `(VmHWM, VmRSS, RssAnon, RssFile)` in KiB, `None` when the process is gone.
+pub fn of(pid: u32) -> Option<(u64, u64, u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| {
         status
@@ -11,7 +12,12 @@ pub fn of(pid: u32) -> Option<(u64, u64)> {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|kib| kib.parse::<u64>().ok())
     };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
+    Some((
+        field("VmHWM:")?,
+        field("VmRSS:")?,
+        field("RssAnon:")?,
+        field("RssFile:")?,
+    ))
 }
 
 /// KiB as MiB with one decimal.

@@ -202,7 +202,7 @@ pub async fn clear_stats(base: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Answers with `status` over every endpoint, and the `/v3.0` requests of any status.
+/// Answers with `status`, over every endpoint.
 pub fn count(stats: &BTreeMap<String, BTreeMap<String, u64>>, status: &str) -> u64 {
     stats
         .values()
@@ -210,7 +210,7 @@ pub fn count(stats: &BTreeMap<String, BTreeMap<String, u64>>, status: &str) -> u
         .sum()
 }
 
-/// `(method template, status)` counts of the member API (`/v3.0/…`), for the report.
+/// Requests to the member API (`/v3.0/…`) of any status.
 pub fn api_requests(stats: &BTreeMap<String, BTreeMap<String, u64>>) -> u64 {
     stats
         .iter()

@@ -1,0 +1,302 @@
+//! The writer's memory of sections read clean: a never-attempted item on an (iD, section)
+//! whose listing this process already read and found to hold no item of ours without our
+//! `self` id is posted without reading the section again (one ORCID call instead of two); a
+//! lost answer is still adopted through ORCID's duplicate answer (409, 9021); the memory is
+//! per process.
+
+use std::sync::Arc;
+
+use bus::Outcome;
+use orcid::model::{Affiliation, AffiliationType};
+use serde_json::Value;
+use writer::ledger::ItemState;
+use writer::{WritePolicy, Writer, WriterParts};
+
+use crate::helpers::*;
+
+/// The writer's read of a section listing.
+const LISTING: &str = "GET /v3.0/{orcid}/employments";
+/// The writer's post of a new item.
+const POST: &str = "POST /v3.0/{orcid}/employment";
+
+/// Another writer process on the harness's database, simulator and token source: the same
+/// ledger, none of the first writer's memory.
+fn another_process(h: &Harness) -> Writer {
+    Writer::new(WriterParts {
+        db: h.db.db.clone(),
+        orcid: h.client.clone(),
+        tokens: h.tokens.clone(),
+        institution: institution(),
+        policy: WritePolicy::default(),
+        relay_waker: None,
+    })
+}
+
+/// A writer on the harness's database that holds no connection at all: events reach the
+/// ledger as pending rows, never attempted at ORCID.
+fn offline_writer(h: &Harness) -> Writer {
+    Writer::new(WriterParts {
+        db: h.db.db.clone(),
+        orcid: h.client.clone(),
+        tokens: Arc::new(SimTokens::default()),
+        institution: institution(),
+        policy: WritePolicy::default(),
+        relay_waker: None,
+    })
+}
+
+/// Successful reads of the employments listing so far.
+async fn listing_reads(h: &Harness) -> u64 {
+    calls(&sim_stats(&h.sim).await, LISTING, "200")
+}
+
+fn put_codes(items: &[Value]) -> Vec<u64> {
+    let mut codes: Vec<u64> = items
+        .iter()
+        .map(|i| i["put-code"].as_u64().expect("put code"))
+        .collect();
+    codes.sort_unstable();
+    codes
+}
+
+#[tokio::test]
+async fn a_second_appointment_on_a_section_read_clean_is_posted_without_reading_again() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-40").await;
+
+    let a = hire("P-40", "POS-40A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, LISTING, "200"),
+        1,
+        "the first item reads first: {stats:#}"
+    );
+    assert_eq!(calls(&stats, POST, "201"), 1, "{stats:#}");
+    let calls_after_a = api_calls(&stats);
+
+    let b = hire("P-40", "POS-40B", "2026-03-01").role("Lecturer");
+    assert_eq!(h.apply(&b.event).await, Outcome::Ack);
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, LISTING, "200"),
+        1,
+        "the section was read clean: not read again: {stats:#}"
+    );
+    assert_eq!(
+        calls(&stats, POST, "201"),
+        2,
+        "exactly one more post: {stats:#}"
+    );
+    assert_eq!(
+        api_calls(&stats) - calls_after_a,
+        1,
+        "one ORCID call for the second appointment: {stats:#}"
+    );
+
+    let first = h.item("P-40", "POS-40A").await;
+    let second = h.item("P-40", "POS-40B").await;
+    assert_eq!(first.state, ItemState::InOrcid);
+    assert_eq!(second.state, ItemState::InOrcid);
+    assert!(first.is_current() && second.is_current());
+    let (first_code, second_code) = (
+        first.put_code.expect("A's put code").get(),
+        second.put_code.expect("B's put code").get(),
+    );
+    assert_ne!(first_code, second_code);
+    let items = sim_items(&h.sim, &orcid, "employments").await;
+    let mut ours = vec![first_code, second_code];
+    ours.sort_unstable();
+    assert_eq!(put_codes(&items), ours, "{items:#?}");
+    let lecturer = items
+        .iter()
+        .find(|i| i["put-code"].as_u64() == Some(second_code))
+        .expect("B at ORCID");
+    assert_eq!(text(lecturer, "/role-title").as_deref(), Some("Lecturer"));
+    h.finish().await;
+}
+
+/// ORCID created the second appointment's item, and the answer never reached the ledger (the
+/// process died between ORCID's 201 and the commit, so the row is still never attempted). On
+/// a section this process read clean, the redelivery posts at once; ORCID refuses the
+/// duplicate (409, 9021) naming the item, and the writer adopts it: one item, no double.
+#[tokio::test]
+async fn a_lost_answer_on_a_clean_section_is_adopted_through_orcids_duplicate_answer() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-41").await;
+    let token = h.tokens_token("P-41").await;
+
+    let a = hire("P-41", "POS-41A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 1, "A read the section clean");
+
+    // B reaches the ledger without an attempt at ORCID (a process that had no token yet).
+    let b = hire("P-41", "POS-41B", "2026-03-01").role("Lecturer");
+    assert_eq!(
+        offline_writer(&h)
+            .apply_hr_event(&b.event, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    let pending = h.item("P-41", "POS-41B").await;
+    assert_eq!(pending.state, ItemState::Pending);
+    assert_eq!(pending.attempts, 0);
+    assert_eq!(pending.put_code, None);
+    // The writer's post of exactly this body reached ORCID; its answer was lost.
+    let body: Affiliation = serde_json::from_value(pending.desired.clone()).expect("body");
+    let orphan = h
+        .client
+        .create_affiliation(&token, &orcid, AffiliationType::Employment, &body)
+        .await
+        .expect("created at ORCID");
+    let before = sim_stats(&h.sim).await;
+
+    // Redelivery of B's hire to the writer that read the section clean.
+    assert_eq!(h.drive(&b.event, 5).await, Outcome::Ack);
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, POST, "409"),
+        1,
+        "posted at once, without reading first: ORCID answered the duplicate: {stats:#}"
+    );
+    assert_eq!(
+        calls(&stats, POST, "201"),
+        calls(&before, POST, "201"),
+        "nothing created again: {stats:#}"
+    );
+
+    let items = sim_items(&h.sim, &orcid, "employments").await;
+    assert_eq!(items.len(), 2, "A and B, no duplicate: {items:#?}");
+    let lecturers: Vec<&Value> = items
+        .iter()
+        .filter(|i| text(i, "/role-title").as_deref() == Some("Lecturer"))
+        .collect();
+    assert_eq!(lecturers.len(), 1, "exactly one item for B: {items:#?}");
+    assert_eq!(lecturers[0]["put-code"].as_u64(), Some(orphan.get()));
+
+    let adopted = h.item("P-41", "POS-41B").await;
+    assert_eq!(adopted.put_code, Some(orphan));
+    assert_eq!(adopted.state, ItemState::InOrcid);
+    assert!(adopted.is_current());
+    let first = h.item("P-41", "POS-41A").await;
+    assert_ne!(first.put_code, Some(orphan));
+    let history = h
+        .writer
+        .ledger()
+        .history(adopted.id)
+        .await
+        .expect("history");
+    assert!(
+        history.iter().any(|a| a.action == "create"
+            && a.outcome == "duplicate"
+            && a.orcid_error_code == Some(9021)
+            && a.put_code == Some(orphan)),
+        "{history:#?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|a| a.action == "adopt" && a.put_code == Some(orphan)),
+        "{history:#?}"
+    );
+    h.finish().await;
+}
+
+/// The memory is the process's own: another writer on the same ledger reads the section
+/// first again, then remembers it too; the first writer's memory is unaffected.
+#[tokio::test]
+async fn a_fresh_writer_reads_the_section_first_again() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-42").await;
+
+    let a = hire("P-42", "POS-42A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 1);
+
+    let fresh = another_process(&h);
+    let b = hire("P-42", "POS-42B", "2026-02-01").role("Lecturer");
+    assert_eq!(
+        fresh.apply_hr_event(&b.event, &writer::Cause::none()).await,
+        Outcome::Ack
+    );
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, LISTING, "200"),
+        2,
+        "a new process reads the section first: {stats:#}"
+    );
+    assert_eq!(calls(&stats, POST, "201"), 2, "{stats:#}");
+
+    // Each process now remembers the section: neither reads it again.
+    let c = hire("P-42", "POS-42C", "2026-03-01").role("Reader");
+    assert_eq!(h.apply(&c.event).await, Outcome::Ack);
+    let d = hire("P-42", "POS-42D", "2026-04-01").role("Fellow");
+    assert_eq!(
+        fresh.apply_hr_event(&d.event, &writer::Cause::none()).await,
+        Outcome::Ack
+    );
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(calls(&stats, LISTING, "200"), 2, "{stats:#}");
+    assert_eq!(calls(&stats, POST, "201"), 4, "{stats:#}");
+
+    let mut ledger = Vec::new();
+    for position in ["POS-42A", "POS-42B", "POS-42C", "POS-42D"] {
+        let item = h.item("P-42", position).await;
+        assert_eq!(item.state, ItemState::InOrcid, "{position}");
+        ledger.push(item.put_code.expect("put code").get());
+    }
+    ledger.sort_unstable();
+    let items = sim_items(&h.sim, &orcid, "employments").await;
+    assert_eq!(put_codes(&items), ledger, "{items:#?}");
+    h.finish().await;
+}
+
+/// A row already attempted (here: ORCID answered 503 to every try of its post) reads the
+/// section first on its retry even though this process read that section clean: an earlier
+/// post of it may have reached ORCID.
+#[tokio::test]
+async fn a_retried_item_reads_the_section_first_even_when_it_was_read_clean() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-43").await;
+
+    let a = hire("P-43", "POS-43A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 1);
+
+    add_fault(
+        &h.sim,
+        serde_json::json!({"endpoint": "POST /v3.0/*/employment", "status": 503, "count": 3}),
+    )
+    .await;
+    let b = hire("P-43", "POS-43B", "2026-03-01").role("Lecturer");
+    let outcome = h.apply(&b.event).await;
+    assert!(
+        matches!(outcome, Outcome::Retry { .. }),
+        "the refused post is retried later: {outcome:?}"
+    );
+    let failed = h.item("P-43", "POS-43B").await;
+    assert!(failed.attempts > 0, "{failed:#?}");
+    assert_eq!(failed.put_code, None);
+    let reads_before_retry = listing_reads(&h).await;
+    clear_faults(&h.sim).await;
+
+    assert_eq!(h.drive(&b.event, 5).await, Outcome::Ack);
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, LISTING, "200"),
+        reads_before_retry + 1,
+        "the retry reads the section first: {stats:#}"
+    );
+    assert_eq!(calls(&stats, POST, "201"), 2, "{stats:#}");
+    let written = h.item("P-43", "POS-43B").await;
+    assert_eq!(written.state, ItemState::InOrcid);
+    let items = sim_items(&h.sim, &orcid, "employments").await;
+    assert_eq!(items.len(), 2, "{items:#?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i["put-code"].as_u64() == written.put_code.map(|p| p.get())),
+        "{items:#?}"
+    );
+    h.finish().await;
+}
