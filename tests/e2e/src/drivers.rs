@@ -316,6 +316,24 @@ impl Sim {
         .map(|_| ())
     }
 
+    /// The active fault rules as the simulator lists them (`GET /_sim/faults`): each as
+    /// posted, with its `id` and, for a counted rule, how many uses it has `remaining`.
+    ///
+    /// # Errors
+    /// Transport or not 200.
+    pub async fn faults(&self) -> anyhow::Result<Vec<Value>> {
+        let body = json_of(
+            self.http
+                .get(format!("{}/_sim/faults", self.base))
+                .send()
+                .await
+                .context("GET /_sim/faults")?,
+            "listing the faults",
+        )
+        .await?;
+        Ok(body["rules"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Clears every fault rule.
     ///
     /// # Errors

@@ -687,7 +687,19 @@ impl Stack {
                 }
             }
             match self.http.get(format!("{admin}/readyz")).send().await {
-                Ok(res) if res.status().as_u16() == 200 => return Ok(()),
+                Ok(res) if res.status().as_u16() == 200 => {
+                    // The port was free when it was picked, not reserved: make sure the 200
+                    // came from this process and not from one that took the port meanwhile.
+                    let pid = self.pid(service, replica)?;
+                    match admin_port(&admin).map(|port| listens_on(pid, port)) {
+                        Some(true) => return Ok(()),
+                        _ => {
+                            last = format!(
+                                "200 from {admin}, but pid {pid} does not hold that port (another process took it)"
+                            );
+                        }
+                    }
+                }
                 Ok(res) => {
                     last = format!("{}: {}", res.status(), res.text().await.unwrap_or_default());
                 }
@@ -821,16 +833,54 @@ impl Stack {
 
     /// Sends `signal` to a process; for [`Signal::Kill`] also waits for it to die.
     ///
+    /// This blocks the calling thread while it waits: async code should prefer
+    /// [`Stack::signal`] and [`Stack::kill_and_reap`].
+    ///
     /// # Errors
     /// No such process, it already exited, or it did not die.
     pub fn kill(&self, service: Service, replica: usize, signal: Signal) -> anyhow::Result<()> {
-        let mut processes = lock(&self.processes);
-        let p = find(&mut processes, service, replica)?;
-        p.process.signal(signal)?;
+        self.signal(service, replica, signal)?;
         if signal == Signal::Kill {
-            p.process.wait_exit(Duration::from_secs(10))?;
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                {
+                    // The lock is held only for each look, not for the whole wait.
+                    let mut processes = lock(&self.processes);
+                    let p = find(&mut processes, service, replica)?;
+                    if p.process.try_exit().is_some() {
+                        return Ok(());
+                    }
+                    if Instant::now() >= end {
+                        bail!("{} did not die within 10 s", p.process.label());
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(())
+    }
+
+    /// Sends `signal` to a process and returns at once (for [`Signal::Kill`] see
+    /// [`Stack::kill_and_reap`]).
+    ///
+    /// # Errors
+    /// No such process, or it already exited.
+    pub fn signal(&self, service: Service, replica: usize, signal: Signal) -> anyhow::Result<()> {
+        let mut processes = lock(&self.processes);
+        find(&mut processes, service, replica)?
+            .process
+            .signal(signal)
+    }
+
+    /// Sends SIGKILL to a process and waits (without blocking the runtime) until it is gone.
+    ///
+    /// # Errors
+    /// No such process, it already exited, or it did not die within 10 s.
+    pub async fn kill_and_reap(&self, service: Service, replica: usize) -> anyhow::Result<()> {
+        self.signal(service, replica, Signal::Kill)?;
+        self.wait_exit(service, replica, Duration::from_secs(10))
+            .await
+            .map(|_| ())
     }
 
     /// Waits for a process to exit (after [`Signal::Term`]) and returns its status.
@@ -1038,6 +1088,49 @@ impl Drop for DropDatabase {
             .join();
         }
     }
+}
+
+/// The port of an admin URL `http://127.0.0.1:PORT`.
+fn admin_port(url: &str) -> Option<u16> {
+    url.rsplit(':').next()?.trim_end_matches('/').parse().ok()
+}
+
+/// Whether process `pid` owns the TCP socket listening on `port` (Linux: the socket's inode
+/// in `/proc/net/tcp{,6}` among the links in `/proc/<pid>/fd`).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let listening = *state == "0A";
+            let on_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+                == Some(port);
+            if listening && on_port {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(Result::ok)
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .any(|link| inodes.iter().any(|i| link.as_os_str() == i.as_str()))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

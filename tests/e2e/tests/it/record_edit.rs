@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use idbridge_e2e::{Stack, StackOptions, hr, wait_for};
+use idbridge_e2e::{Sim, Stack, StackOptions, hr, wait_for};
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 use serde_json::{Value, json};
 use writer::ledger::ItemState;
@@ -46,6 +46,23 @@ async fn registration_state(stack: &Stack, orcid: &str) -> anyhow::Result<Option
         Some(row) => Some(row.try_get("", "state")?),
         None => None,
     })
+}
+
+/// Employment POSTs and PUTs the simulator answered, whatever the status.
+async fn employment_writes(sim: &Sim) -> anyhow::Result<u64> {
+    let stats = sim.stats().await?;
+    let Some(routes) = stats.as_object() else {
+        return Ok(0);
+    };
+    Ok(routes
+        .iter()
+        .filter(|(route, _)| {
+            (route.starts_with("POST ") || route.starts_with("PUT "))
+                && route.contains("/employment")
+        })
+        .filter_map(|(_, by_status)| by_status.as_object())
+        .flat_map(|by_status| by_status.values().filter_map(Value::as_u64))
+        .sum())
 }
 
 fn has_put_code(items: &[Value], put_code: u64) -> bool {
@@ -175,8 +192,39 @@ async fn a_record_edit_at_orcid_reaches_a_new_snapshot() {
     .await
     .expect("deleted_by_user");
     assert_eq!(item.put_code, Some(ours));
-    // Their choice wins: nothing is written back.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Their choice wins: nothing is written back, not even when HR sends a change for that
+    // position. The writer handles one person's events in order, so once it has answered
+    // that leave, everything the deletion could have caused is behind us too.
+    let writes_before = employment_writes(&sim).await.expect("stats");
+    let leave = hr::leave(&hire, "2025-06-30").expect("event");
+    api.send(std::slice::from_ref(&leave))
+        .await
+        .expect("intake");
+    let skipped = wait_for(
+        "the writer to skip the leave of a deleted item",
+        DEADLINE,
+        POLL,
+        || async {
+            let history = api.history(item.id).await?;
+            Ok(history.attempts.into_iter().find(|a| {
+                a.event_id.as_deref() == Some(leave.event_id.as_str()) && a.action != "merge"
+            }))
+        },
+    )
+    .await
+    .expect("the leave is handled");
+    assert_eq!(skipped.outcome, "skipped", "{skipped:?}");
+    let item = api
+        .item("p-edit-1", "pos-edit")
+        .await
+        .expect("item")
+        .expect("the item");
+    assert_eq!(item.state, ItemState::DeletedByUser);
+    assert_eq!(
+        employment_writes(&sim).await.expect("stats"),
+        writes_before,
+        "no employment POST or PUT after the deletion"
+    );
     let employments = sim.items(&orcid, "employments").await.expect("record");
     assert!(employments.is_empty(), "written again: {employments:#?}");
 
