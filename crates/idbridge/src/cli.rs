@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Every service in one process: SQLite under ./data, the in-process bus, orcid-sim on
     /// loopback with a demo client and demo researchers. Runs until Ctrl-C (or, with
-    /// --demo, runs a scripted tour and exits).
+    /// --demo, runs a scripted tour and exits). Logs go to stderr; no spans are exported
+    /// over OTLP (`idbridge serve` does that).
     Up(UpArgs),
     /// Runs the named services (for Kubernetes) with an admin server: /healthz, /readyz,
     /// /metrics. SIGTERM or SIGINT stops them gracefully.

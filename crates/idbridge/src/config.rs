@@ -34,6 +34,14 @@ pub struct IdbridgeConfig {
 pub struct AdminSection {
     /// `host:port` of `/healthz`, `/readyz`, `/metrics` (port 0: any free port).
     pub listen: String,
+    /// Seconds between two samples of the gauges `/metrics` shows (queue depths, outboxes,
+    /// connections and items by state): 1 to 3600.
+    #[serde(default = "default_sample_seconds")]
+    pub sample_seconds: u64,
+}
+
+fn default_sample_seconds() -> u64 {
+    15
 }
 
 impl IdbridgeConfig {
@@ -61,6 +69,13 @@ impl Validate for IdbridgeConfig {
                 "admin.listen",
                 "is not an IP address and port",
                 "write it as 0.0.0.0:9000 (port 0 picks a free port)",
+            );
+        }
+        if !(1..=3600).contains(&self.admin.sample_seconds) {
+            problems.add(
+                "admin.sample_seconds",
+                "is out of range",
+                "use 1 to 3600 seconds (default 15)",
             );
         }
         self.bus.validate(problems);

@@ -475,6 +475,9 @@ pub async fn serve(
     let requested = cancel_on_signal(shutdown.clone())?;
     let state = AdminState::new(names.iter().map(|s| s.as_str()).collect());
     let admin = AdminServer::start(config.admin.listen.trim(), state.clone())?;
+    state
+        .collector()
+        .set_interval(std::time::Duration::from_secs(config.admin.sample_seconds));
     let collector = state.collector().spawn(shutdown.clone());
     let admin_host = config
         .admin_addr()

@@ -930,6 +930,13 @@ pub async fn up(args: &UpArgs, out: &mut impl Write) -> Result<u8, Error> {
     if let Err(e) = idbridge_platform::metrics::install() {
         tracing::warn!(error = %e, "no Prometheus recorder");
     }
+    // `up` is the laptop stack: its log lines go to stderr and no span is exported (that
+    // is `idbridge serve`'s job). Say so instead of ignoring the setting silently.
+    if idbridge_platform::telemetry::otlp_traces_url(&config.telemetry).is_some() {
+        tracing::warn!(
+            "an OTLP endpoint is configured, but `idbridge up` exports no spans (use `idbridge serve`)"
+        );
+    }
     let stack = start(args, &config).await?;
     print_banner(&stack, out);
     let code = if args.demo {

@@ -28,7 +28,11 @@
 //! the name the caller passes to [`init_service`] ([`service_name`] of the services run).
 //! New traces are kept with probability `telemetry.sampling_ratio` (default 1); a span
 //! whose parent came from elsewhere (an HTTP or AMQP `traceparent`) follows the parent's
-//! decision.
+//! decision. Public endpoints ([`http::PublicRequestSpan`]: the portal, the webhook
+//! receiver) ignore an incoming `traceparent`, so only internal callers can decide.
+//!
+//! Only spans are exported, never log events, and without the attributes in
+//! [`REDACTED_ATTRIBUTES`] (`orcid`, `person_id`, `put_code`, …): the logs keep them.
 //!
 //! Outgoing calls carry the current trace with [`trace_headers`]; the bus does the same in
 //! its AMQP headers.
@@ -47,6 +51,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanExporter};
 use serde::Deserialize;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -96,7 +101,8 @@ pub struct TelemetryConfig {
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
     /// Fraction of new traces recorded and exported, 0.0–1.0 (default 1.0). Spans with a
-    /// remote parent follow the parent's sampling decision.
+    /// remote parent follow the parent's sampling decision (internal services only: public
+    /// endpoints start their own traces).
     #[serde(default = "default_sampling_ratio")]
     pub sampling_ratio: f64,
     /// The exported `service.name`. Default: `OTEL_SERVICE_NAME`, else the service being
@@ -127,7 +133,7 @@ impl Default for TelemetryConfig {
 
 /// The OTLP traces URL from the configuration or the standard environment variables;
 /// `None` when spans are not exported.
-fn otlp_traces_url(config: &TelemetryConfig) -> Option<String> {
+pub fn otlp_traces_url(config: &TelemetryConfig) -> Option<String> {
     let non_empty = |s: String| {
         let s = s.trim().to_owned();
         (!s.is_empty()).then_some(s)
@@ -355,7 +361,7 @@ pub fn init_service(
                     reason: e.to_string(),
                 })?;
             let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
+                .with_batch_exporter(Redacting(exporter))
                 .with_sampler(sampler(config.sampling_ratio))
                 .with_resource(resource(config, service))
                 .build();
@@ -388,7 +394,7 @@ where
         ..TelemetryConfig::default()
     };
     let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter)
+        .with_simple_exporter(Redacting(exporter))
         .with_sampler(Sampler::AlwaysOn)
         .with_resource(resource(&config, service))
         .build();
@@ -398,6 +404,63 @@ where
         .compact()
         .boxed();
     mark(finish(filter, fmt, Some(provider)))
+}
+
+/// Span attributes never exported: they name a person or a client (their values are
+/// people's iDs, internal ids, ORCID put codes, e-mail addresses) or hold a secret. The log
+/// lines keep them; an exported span keeps its name, timing, parent and other attributes.
+pub const REDACTED_ATTRIBUTES: &[&str] = &[
+    "orcid",
+    "person_id",
+    "put_code",
+    "position_id",
+    "work_id",
+    "client_id",
+    "email",
+    "name",
+    "token",
+];
+
+/// Wraps the real exporter: strips [`REDACTED_ATTRIBUTES`] from every span and drops every
+/// span event (`tracing-opentelemetry` turns log events into span events with all their
+/// fields, and a message may name anyone), so nothing identifying leaves the process.
+#[derive(Debug)]
+struct Redacting<E>(E);
+
+impl<E: SpanExporter> SpanExporter for Redacting<E> {
+    fn export(
+        &self,
+        mut batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        for span in &mut batch {
+            redact(span);
+        }
+        self.0.export(batch)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.0.set_resource(resource);
+    }
+}
+
+/// Removes what [`Redacting`] promises to remove from one span.
+fn redact(span: &mut opentelemetry_sdk::trace::SpanData) {
+    let before = span.attributes.len();
+    span.attributes
+        .retain(|kv| !REDACTED_ATTRIBUTES.contains(&kv.key.as_str()));
+    let removed = u32::try_from(before - span.attributes.len()).unwrap_or(u32::MAX);
+    span.dropped_attributes_count = span.dropped_attributes_count.saturating_add(removed);
+    let events = u32::try_from(span.events.events.len()).unwrap_or(u32::MAX);
+    span.events.events.clear();
+    span.events.dropped_count = span.events.dropped_count.saturating_add(events);
 }
 
 fn sampler(ratio: f64) -> Sampler {
@@ -508,7 +571,11 @@ fn finish(
     let otel = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("idbridge"))
-            .with_filter(export_filter(&filter))
+            // Spans only: log events would become span events carrying all their fields
+            // (`Redacting` drops any that get through anyway).
+            .with_filter(
+                export_filter(&filter).and(tracing_subscriber::filter::filter_fn(|m| m.is_span())),
+            )
     });
     // The filter applies to the log lines; the OpenTelemetry layer has its own copy (see
     // `export_filter`), so a span is exported when it would be logged.
@@ -567,25 +634,36 @@ pub mod http {
     /// (`GET /v1/tokens/{orcid}`) and carrying only method, route and status: never the
     /// path itself, the query, headers or the client address, since paths hold iDs and a
     /// webhook callback's path holds a secret. Its parent is the caller's `traceparent`
-    /// when there is one.
+    /// when there is one: for internal services only (see [`PublicRequestSpan`]).
     #[derive(Debug, Clone, Copy)]
     pub struct RequestSpan;
 
+    /// As [`RequestSpan`] for endpoints open to anyone (the portal, the webhook receiver):
+    /// an incoming `traceparent` is ignored, so every request starts a new trace that the
+    /// configured sampling ratio decides on. A caller cannot force recording (and export)
+    /// with a crafted `traceparent`, nor graft its requests onto someone else's trace.
+    #[derive(Debug, Clone, Copy)]
+    pub struct PublicRequestSpan;
+
+    impl tracing_actix_web::RootSpanBuilder for PublicRequestSpan {
+        fn on_request_start(request: &ServiceRequest) -> Span {
+            let span = request_span(request);
+            // A fresh root even when this request runs inside some other span.
+            let _ = span.set_parent(opentelemetry::Context::new());
+            span
+        }
+
+        fn on_request_end<B: MessageBody>(
+            span: Span,
+            outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+        ) {
+            RequestSpan::on_request_end(span, outcome);
+        }
+    }
+
     impl tracing_actix_web::RootSpanBuilder for RequestSpan {
         fn on_request_start(request: &ServiceRequest) -> Span {
-            let method = request.method().as_str().to_owned();
-            let route = request
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_owned());
-            let span = tracing::info_span!(
-                "HTTP request",
-                otel.name = %format!("{method} {route}"),
-                otel.kind = "server",
-                otel.status_code = tracing::field::Empty,
-                http.request.method = %method,
-                http.route = %route,
-                http.response.status_code = tracing::field::Empty,
-            );
+            let span = request_span(request);
             let parent = TraceContextPropagator::new().extract(&Headers(request.headers()));
             // Fails only without an OpenTelemetry layer: nothing to link then.
             let _ = span.set_parent(parent);
@@ -605,6 +683,23 @@ pub mod http {
                 span.record("otel.status_code", "ERROR");
             }
         }
+    }
+
+    /// The `HTTP request` span without a parent decided yet.
+    fn request_span(request: &ServiceRequest) -> Span {
+        let method = request.method().as_str().to_owned();
+        let route = request
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        tracing::info_span!(
+            "HTTP request",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.route = %route,
+            http.response.status_code = tracing::field::Empty,
+        )
     }
 
     /// actix's (http 0.2) headers as an OpenTelemetry extractor.

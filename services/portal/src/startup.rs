@@ -16,7 +16,7 @@ use bus::outbox::{Outbox, OutboxRelay, RelayConfig};
 use bus::{Bus, BusError, Topology};
 use idbridge_platform::bus as platform_bus;
 use idbridge_platform::database;
-use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
+use idbridge_platform::telemetry::http::{PublicRequestSpan, TracingLogger};
 use idbridge_platform::telemetry::{self, TelemetryError};
 use orcid::client::{OrcidClient, Scopes};
 use sea_orm::{DatabaseConnection, DbErr};
@@ -298,7 +298,7 @@ impl Application {
                     }
                 })
                 // Outermost: the request span covers everything, the log line included.
-                .wrap(TracingLogger::<RequestSpan>::new())
+                .wrap(TracingLogger::<PublicRequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(16 * 1024))
                 .configure(routes::configure)

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use idbridge_platform::telemetry::http::{RequestSpan, TracingLogger};
+use idbridge_platform::telemetry::http::{PublicRequestSpan, TracingLogger};
 
 use crate::callback::{CALLBACK_PATH, CallbackKey, CallbackOutcome};
 use crate::config::RateLimitConfig;
@@ -287,7 +287,7 @@ pub fn server(
     let state = web::Data::new(state);
     Ok(HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(TracingLogger::<PublicRequestSpan>::new())
             .app_data(state.clone())
             .configure(configure)
     })

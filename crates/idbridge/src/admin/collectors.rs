@@ -2,9 +2,11 @@
 //! queue declare per work, retry and parking queue), outbox backlog per service, token-vault
 //! connections by state and writer items by state.
 //!
-//! One task samples every [`INTERVAL`], and sooner when a scrape finds the last sample
-//! older than [`WAKE_AFTER`]; the scrape itself never waits for it (it renders the values
-//! of the last sample), and neither does `/readyz`. Each source has its own timeout. A
+//! One task samples every [`INTERVAL`], and when a scrape finds the last sample older than
+//! [`WAKE_AFTER`] (or none yet); never two samples less than [`WAKE_AFTER`] apart, so
+//! scrapes (anyone who can reach the admin port) cannot load the database and the broker.
+//! The scrape itself never waits for it (it renders the values of the last sample), and
+//! neither does `/readyz`. Each source has its own timeout, the broker connection its own. A
 //! source that fails logs one warning until it works again, counts
 //! `idbridge_collector_errors_total{collector}` and leaves its gauges as they were.
 
@@ -23,14 +25,22 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How often the gauges are sampled without scrapes.
+/// How often the gauges are sampled without scrapes, unless `[admin] sample_seconds` says
+/// otherwise ([`Collector::set_interval`]).
 pub const INTERVAL: Duration = Duration::from_secs(15);
 
-/// A scrape wakes the sampler when the last sample is older than this.
-pub const WAKE_AFTER: Duration = Duration::from_secs(1);
+/// A scrape wakes the sampler when the last sample is older than the interval; the interval
+/// is also the shortest time between two samples.
+pub const WAKE_AFTER: Duration = INTERVAL;
 
-/// How long one source may take.
+/// How long one source may take (not counting a broker connection being opened).
 const SOURCE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long opening the collectors' broker connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long closing a broker connection may take at shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Something to sample.
 pub enum Source {
@@ -118,6 +128,8 @@ pub struct Collector {
     pending: Mutex<Vec<Source>>,
     wake: Notify,
     last: Mutex<Option<Instant>>,
+    /// The sampling interval in milliseconds; 0: [`INTERVAL`].
+    interval_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Collector {
@@ -127,6 +139,23 @@ impl std::fmt::Debug for Collector {
 }
 
 impl Collector {
+    /// Samples every `interval` (and never more often); at least 100 ms.
+    pub fn set_interval(&self, interval: Duration) {
+        let ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(100);
+        self.interval_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The sampling interval.
+    pub fn interval(&self) -> Duration {
+        match self.interval_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => INTERVAL,
+            ms => Duration::from_millis(ms),
+        }
+    }
+
     /// Adds sources, sampled from the next sample on. Never waits for a sample in progress.
     pub fn add(&self, sources: Vec<Source>) {
         if let Ok(mut pending) = self.pending.lock() {
@@ -170,13 +199,16 @@ impl Collector {
 
     /// A scrape: wakes the sampler when the last sample is stale. Never waits.
     pub fn scraped(&self) {
-        let stale = self
-            .last
-            .lock()
-            .map_or(true, |last| last.is_none_or(|t| t.elapsed() >= WAKE_AFTER));
-        if stale {
+        if self.stale() {
             self.wake.notify_one();
         }
+    }
+
+    /// No sample yet, or the last one is at least the interval old.
+    fn stale(&self) -> bool {
+        self.last.lock().map_or(true, |last| {
+            last.is_none_or(|t| t.elapsed() >= self.interval())
+        })
     }
 
     /// Samples every source now.
@@ -185,9 +217,16 @@ impl Collector {
         self.take_pending(&mut sources);
         for sampled in sources.iter_mut() {
             let collector = sampled.source.collector();
-            let result = match tokio::time::timeout(SOURCE_TIMEOUT, sample_one(sampled)).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("no answer within {SOURCE_TIMEOUT:?}")),
+            let result = match connected(sampled).await {
+                Err(error) => Err(error),
+                Ok(()) => match tokio::time::timeout(SOURCE_TIMEOUT, sample_one(sampled)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // A broker that stopped answering: a new connection next time.
+                        sampled.connection = None;
+                        Err(format!("no answer within {SOURCE_TIMEOUT:?}"))
+                    }
+                },
             };
             match result {
                 Ok(()) => {
@@ -199,8 +238,12 @@ impl Collector {
                 Err(error) => {
                     metrics::counter!(names::COLLECTOR_ERRORS_TOTAL, "collector" => collector)
                         .increment(1);
-                    if matches!(sampled.source, Source::Queues { .. }) {
-                        // Reconnect next time.
+                    if sampled
+                        .connection
+                        .as_ref()
+                        .is_some_and(|c| !c.status().connected())
+                    {
+                        // Reconnect next time (a missing queue leaves it connected).
                         sampled.connection = None;
                     }
                     if !sampled.failing {
@@ -216,7 +259,7 @@ impl Collector {
         }
     }
 
-    /// Samples every [`INTERVAL`] and when woken, until `shutdown`; then closes the broker
+    /// Samples every interval and when woken, until `shutdown`; then closes the broker
     /// connections.
     pub fn spawn(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
@@ -224,8 +267,13 @@ impl Collector {
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = this.wake.notified() => {}
-                    () = tokio::time::sleep(INTERVAL) => {}
+                    () = this.wake.notified() => {
+                        // A wake stored while the last sample ran: not again so soon.
+                        if !this.stale() {
+                            continue;
+                        }
+                    }
+                    () = tokio::time::sleep(this.interval()) => {}
                 }
                 tokio::select! {
                     () = shutdown.cancelled() => break,
@@ -235,23 +283,34 @@ impl Collector {
             let mut sources = this.sources.lock().await;
             for sampled in sources.iter_mut() {
                 if let Some(connection) = sampled.connection.take() {
-                    let _ = connection.close(200, "stopping".into()).await;
+                    let _ = tokio::time::timeout(
+                        CLOSE_TIMEOUT,
+                        connection.close(200, "stopping".into()),
+                    )
+                    .await;
                 }
             }
         })
     }
 }
 
+/// Opens the broker connection of a queue source when it has none that is connected, within
+/// [`CONNECT_TIMEOUT`] (outside the source's [`SOURCE_TIMEOUT`]). Other sources: nothing to do.
+async fn connected(sampled: &mut Sampled) -> Result<(), String> {
+    if let Source::Queues { url, .. } = &sampled.source
+        && !sampled
+            .connection
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+    {
+        sampled.connection = Some(connect(url).await?);
+    }
+    Ok(())
+}
+
 async fn sample_one(sampled: &mut Sampled) -> Result<(), String> {
     match &sampled.source {
-        Source::Queues { url, queues } => {
-            if !sampled
-                .connection
-                .as_ref()
-                .is_some_and(|c| c.status().connected())
-            {
-                sampled.connection = Some(connect(url).await?);
-            }
+        Source::Queues { queues, .. } => {
             let Some(connection) = &sampled.connection else {
                 return Err("no connection".to_owned());
             };
@@ -290,14 +349,14 @@ async fn connect(url: &SecretString) -> Result<Connection, String> {
     let uri = amqp_uri(url.expose_secret())?;
     let properties =
         ConnectionProperties::default().with_connection_name("idbridge-serve:metrics".into());
-    match tokio::time::timeout(SOURCE_TIMEOUT, Connection::connect_uri(uri, properties)).await {
+    match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties)).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(e)) => Err(format!(
             "cannot connect to {}: {e}",
             bus::redact_url(url.expose_secret())
         )),
         Err(_) => Err(format!(
-            "cannot connect to {} within {SOURCE_TIMEOUT:?}",
+            "cannot connect to {} within {CONNECT_TIMEOUT:?}",
             bus::redact_url(url.expose_secret())
         )),
     }

@@ -53,6 +53,7 @@ fn config_file(
         r#"
 [admin]
 listen = "127.0.0.1:0"
+sample_seconds = 1
 
 [database]
 url = "{db_url}"
@@ -260,6 +261,20 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
     let (handoff_private, handoff_public) =
         token_vault::handoff::generate_handoff_key().expect("hand-off key");
     let (file, secrets) = config_file(&dir, &db_url, &prefix, &sim_url, &handoff_private);
+    let writer_config = writer::config::WriterConfig::load(Some(&file)).expect("config");
+    let receiver_config =
+        webhook_receiver::config::ReceiverConfig::load(Some(&file)).expect("config");
+    let cleanup = crate::tracing::Cleanup {
+        db_name,
+        prefix: prefix.clone(),
+        topologies: vec![
+            writer::topology(&writer::service_spec(&writer_config)),
+            webhook_receiver::topology(&webhook_receiver::service_spec(&receiver_config)),
+            Topology::new()
+                .exchange(exchanges::EVENTS)
+                .service(token_vault::service_spec()),
+        ],
+    };
 
     let mut process = Running::spawn(idbridge(&[
         "serve",
@@ -532,28 +547,9 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
         process.seen.join("\n")
     );
 
-    // Clean up the broker objects and the database.
-    let writer_config = writer::config::WriterConfig::load(Some(&file)).expect("config");
-    let _ = bus
-        .delete(&writer::topology(&writer::service_spec(&writer_config)))
-        .await;
-    let receiver_config =
-        webhook_receiver::config::ReceiverConfig::load(Some(&file)).expect("config");
-    let _ = bus
-        .delete(&webhook_receiver::topology(
-            &webhook_receiver::service_spec(&receiver_config),
-        ))
-        .await;
-    let _ = bus
-        .delete(
-            &Topology::new()
-                .exchange(exchanges::EVENTS)
-                .service(token_vault::service_spec()),
-        )
-        .await;
     bus.close().await;
     sim.stop().await;
-    drop_database(&db_name).await;
+    drop(cleanup);
 }
 
 /// The collectors on their own, with a recorder of the test's: outbox backlog and age, states
@@ -591,6 +587,11 @@ fn collectors_sample_outboxes_states_and_queues_and_survive_failures() {
             let bus = amqp_bus(&prefix).await;
             let spec = bus::ServiceSpec::new("probe").bind(exchanges::HR, "hr.*");
             let topology = Topology::new().exchange(exchanges::HR).service(spec.clone());
+            let cleanup = crate::tracing::Cleanup {
+                db_name: db_name.clone(),
+                prefix: prefix.clone(),
+                topologies: vec![topology.clone()],
+            };
             bus.declare(&topology).await.expect("declare");
             bus.publish_bytes(exchanges::HR, "hr.hire", None, b"{}".to_vec())
                 .await
@@ -697,10 +698,9 @@ fn collectors_sample_outboxes_states_and_queues_and_survive_failures() {
                 Some(2.0)
             );
 
-            let _ = bus.delete(&topology).await;
             bus.close().await;
             let _ = db.close().await;
-            drop_database(&db_name).await;
+            drop(cleanup);
         });
     });
 }

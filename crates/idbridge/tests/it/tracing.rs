@@ -41,6 +41,49 @@ const ROR_ID: &str = "https://ror.org/05qwgg493";
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Drops a test's database and deletes its broker objects when the test ends, passed or
+/// failed (a failed assertion unwinds through it). Runs on a thread of its own with a
+/// runtime of its own, since `Drop` cannot await.
+pub(crate) struct Cleanup {
+    pub db_name: String,
+    pub prefix: String,
+    pub topologies: Vec<bus::Topology>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let db_name = std::mem::take(&mut self.db_name);
+        let prefix = std::mem::take(&mut self.prefix);
+        let topologies = std::mem::take(&mut self.topologies);
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if !topologies.is_empty()
+                    && let Ok(Ok(bus)) = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        bus::Bus::amqp(bus::AmqpConfig::new(&amqp_url()), &prefix),
+                    )
+                    .await
+                {
+                    for topology in &topologies {
+                        let _ = bus.delete(topology).await;
+                    }
+                    bus.close().await;
+                }
+                if !db_name.is_empty() {
+                    drop_database(&db_name).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
 /// One connected person, with a real token from the simulator's OAuth.
 struct OneToken(PersonToken);
 
@@ -212,6 +255,11 @@ async fn an_hr_event_is_one_trace_from_the_http_call_to_the_orcid_write() {
     let prefix = prefix();
     let bus = amqp_bus(&prefix).await;
     let config = writer_config(sim.base_url(), &db_url, &prefix);
+    let cleanup = Cleanup {
+        db_name,
+        prefix: prefix.clone(),
+        topologies: vec![writer::topology(&writer::service_spec(&config))],
+    };
     let app = Application::build_with(
         config.clone(),
         Dependencies {
@@ -257,22 +305,26 @@ async fn an_hr_event_is_one_trace_from_the_http_call_to_the_orcid_write() {
 
     // Written to ORCID (the ledger says so), then the ORCID call's span is exported.
     let end = Instant::now() + DEADLINE;
-    loop {
+    let put_code = loop {
         let item = app
             .writer()
             .ledger()
             .item("P-TRACE", "POS-TRACE")
             .await
             .expect("ledger");
-        if item.is_some_and(|i| i.state == ItemState::InOrcid) {
-            break;
+        if let Some(item) = item.filter(|i| i.state == ItemState::InOrcid) {
+            break item
+                .put_code
+                .expect("a put code once in ORCID")
+                .0
+                .to_string();
         }
         assert!(
             Instant::now() < end,
             "the hire was not written to ORCID in time"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     let spans = loop {
         let spans = exporter.get_finished_spans().expect("spans");
         let written = spans.iter().any(|s| {
@@ -366,26 +418,52 @@ async fn an_hr_event_is_one_trace_from_the_http_call_to_the_orcid_write() {
         Some("processed")
     );
 
-    // Nothing exported carries the iD or the token (the ORCID client's API-level spans,
-    // which name the iD for the logs, are not exported).
+    // Nothing exported names the person: no attribute or event of any span carries the
+    // token, the iD, the person's or position's id or the put code (the writer's spans have
+    // such fields for the logs; the exporter strips them and drops all events).
     let secret = token.expose_secret().to_owned();
+    let forbidden = [
+        ("the token", secret.as_str()),
+        ("the iD", &orcid.to_string()),
+        ("the person id", "P-TRACE"),
+        ("the position id", "POS-TRACE"),
+        ("the put code", put_code.as_str()),
+    ]
+    .map(|(what, value)| (what, value.to_owned()));
+    let mut checked = 0;
     for span in &spans {
-        for kv in &span.attributes {
-            let value = kv.value.to_string();
+        let values = span
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .chain(span.events.iter().flat_map(|event| {
+                std::iter::once(("event".to_owned(), event.name.to_string())).chain(
+                    event
+                        .attributes
+                        .iter()
+                        .map(|kv| (kv.key.to_string(), kv.value.to_string())),
+                )
+            }));
+        for (key, value) in values {
+            checked += 1;
+            for (what, needle) in &forbidden {
+                assert!(
+                    !value.contains(needle.as_str()),
+                    "`{}` carries {what} in {key}",
+                    span.name
+                );
+            }
+        }
+        assert!(span.events.is_empty(), "`{}` exports events", span.name);
+        for key in telemetry::REDACTED_ATTRIBUTES {
             assert!(
-                !value.contains(&secret),
-                "`{}` carries the token in {}",
-                span.name,
-                kv.key
-            );
-            assert!(
-                !value.contains(&orcid.to_string()),
-                "`{}` carries the iD in {}",
-                span.name,
-                kv.key
+                attribute(span, key).is_none(),
+                "`{}` exports {key}",
+                span.name
             );
         }
     }
+    assert!(checked > 0, "attributes were checked");
 
     // The same flow in the metrics (names and labels of docs/metrics.md).
     let rendered = metrics.render();
@@ -411,12 +489,10 @@ async fn an_hr_event_is_one_trace_from_the_http_call_to_the_orcid_write() {
     );
     assert!(!rendered.contains(&orcid.to_string()), "no iD in a label");
 
-    let spec = writer::service_spec(&config);
     app.kill().await;
-    let _ = bus.delete(&writer::topology(&spec)).await;
     bus.close().await;
     sim.stop().await;
-    drop_database(&db_name).await;
+    drop(cleanup);
     drop(guard);
 }
 
@@ -442,6 +518,8 @@ mod otlp {
         pub parent_span_id: String,
         pub kind: i32,
         pub attributes: Vec<(String, String)>,
+        /// Each event's name and attribute values.
+        pub events: Vec<Vec<String>>,
     }
 
     impl Span {
@@ -551,6 +629,17 @@ mod otlp {
                                     kv.key.clone(),
                                     text(kv.value.as_ref().and_then(|v| v.value.as_ref())),
                                 )
+                            })
+                            .collect(),
+                        events: span
+                            .events
+                            .iter()
+                            .map(|event| {
+                                std::iter::once(event.name.clone())
+                                    .chain(event.attributes.iter().map(|kv| {
+                                        text(kv.value.as_ref().and_then(|v| v.value.as_ref()))
+                                    }))
+                                    .collect()
                             })
                             .collect(),
                     });
@@ -670,6 +759,17 @@ disambiguated_id = "{ROR_ID}"
         .env_remove("OTEL_SERVICE_NAME")
         // Batches every 200 ms instead of 5 s.
         .env("OTEL_BSP_SCHEDULE_DELAY", "200");
+    let config = WriterConfig::load(Some(&file)).expect("config");
+    let cleanup = Cleanup {
+        db_name,
+        prefix: prefix.clone(),
+        topologies: vec![
+            writer::topology(&writer::service_spec(&config)),
+            bus::Topology::new()
+                .exchange(bus::events::exchanges::EVENTS)
+                .service(token_vault::service_spec()),
+        ],
+    };
     let mut process = Running::spawn(command);
     tokio::task::block_in_place(|| process.wait_line("idbridge serving"));
 
@@ -751,34 +851,42 @@ disambiguated_id = "{ROR_ID}"
         "the vault's span descends from the writer's handling: {ancestors:?}"
     );
     assert_eq!(vault.attribute("http.route"), Some("/v1/connections"));
-    // Route patterns only: no person id in a query, no token.
-    for span in spans.iter().filter(|s| s.trace_id == trace_id) {
+    // Route patterns only, no token; and of no span (of any trace) an attribute or an event
+    // that names the person or the position (the writer's and the vault's spans have such
+    // fields for the logs; nothing of them is exported).
+    while let Ok(batch) = exported.try_recv() {
+        spans.extend(batch);
+    }
+    for span in &spans {
         for (key, value) in &span.attributes {
             assert!(
                 !value.contains(writer_token) && !value.contains(HR_TOKEN),
                 "`{}` carries a token in {key}",
                 span.name
             );
+            assert!(
+                !value.contains("P-TRACE") && !value.contains("POS-TRACE"),
+                "`{}` names the person or position in {key}",
+                span.name
+            );
+            assert!(
+                !telemetry::REDACTED_ATTRIBUTES.contains(&key.as_str()),
+                "`{}` exports {key}",
+                span.name
+            );
         }
+        assert!(
+            span.events.is_empty(),
+            "`{}` exports events: {:?}",
+            span.name,
+            span.events
+        );
     }
 
     process.signal("TERM");
     let status = tokio::task::block_in_place(|| process.wait_exit(Duration::from_secs(30)));
     assert_eq!(status.code(), Some(0), "{}", process.seen.join("\n"));
 
-    let config = WriterConfig::load(Some(&file)).expect("config");
-    let bus = amqp_bus(&prefix).await;
-    let _ = bus
-        .delete(&writer::topology(&writer::service_spec(&config)))
-        .await;
-    let _ = bus
-        .delete(
-            &bus::Topology::new()
-                .exchange(bus::events::exchanges::EVENTS)
-                .service(token_vault::service_spec()),
-        )
-        .await;
-    bus.close().await;
     sim.stop().await;
-    drop_database(&db_name).await;
+    drop(cleanup);
 }

@@ -132,3 +132,123 @@ fn without_opentelemetry_there_are_no_trace_headers() {
     let _entered = span.enter();
     assert!(telemetry::trace_headers().is_empty());
 }
+
+/// Collects what the provider exports.
+#[derive(Clone, Debug, Default)]
+struct Collected(Arc<Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Collected {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+// Installs the process-wide subscriber with an exporter: nextest runs it in a process of its
+// own; under `cargo test` it fails loudly when another test installed one first.
+#[actix_web::test]
+async fn exported_spans_name_nobody_and_public_endpoints_start_their_own_traces() {
+    use actix_web::{App, HttpResponse, test, web};
+    use opentelemetry::trace::{SpanId, TraceId};
+    use telemetry::http::{PublicRequestSpan, RequestSpan, TracingLogger};
+
+    let collected = Collected::default();
+    let guard = telemetry::init_for_tests_with_exporter("platform-test", collected.clone());
+    assert!(
+        guard.exports_spans(),
+        "another test installed the subscriber first: run with cargo nextest"
+    );
+
+    // A span with identifying fields, and a log event inside it.
+    tracing::info_span!(
+        "writer.handle",
+        orcid = "0000-0002-1825-0097",
+        person_id = "P-SECRET-1",
+        put_code = 987_654_u64,
+        outcome = "processed",
+    )
+    .in_scope(|| {
+        tracing::info!(orcid = "0000-0002-1825-0097", "wrote for P-SECRET-1");
+    });
+
+    // The same incoming traceparent (sampled) on an internal and a public endpoint.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    let internal = test::init_service(
+        App::new()
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .route("/internal", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let public = test::init_service(
+        App::new()
+            .wrap(TracingLogger::<PublicRequestSpan>::new())
+            .route("/public", web::get().to(HttpResponse::Ok)),
+    )
+    .await;
+    let request = |uri: &str| {
+        test::TestRequest::get()
+            .uri(uri)
+            .insert_header(("traceparent", format!("00-{trace}-{parent}-01")))
+            .to_request()
+    };
+    // Reading the body to its end closes the request span.
+    let body = test::call_and_read_body(&internal, request("/internal")).await;
+    assert!(body.is_empty());
+    let body = test::call_and_read_body(&public, request("/public")).await;
+    assert!(body.is_empty());
+    guard.flush();
+
+    let spans = collected.0.lock().unwrap().clone();
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {:?}", spans.iter().map(|s| &s.name)))
+    };
+
+    let handle = find("writer.handle");
+    let keys: Vec<&str> = handle.attributes.iter().map(|kv| kv.key.as_str()).collect();
+    assert!(keys.contains(&"outcome"), "other attributes stay: {keys:?}");
+    for span in &spans {
+        assert!(span.events.is_empty(), "`{}` exports events", span.name);
+        for kv in &span.attributes {
+            let value = kv.value.to_string();
+            assert!(
+                !telemetry::REDACTED_ATTRIBUTES.contains(&kv.key.as_str()),
+                "`{}` exports {}",
+                span.name,
+                kv.key
+            );
+            for needle in ["0000-0002-1825-0097", "P-SECRET-1", "987654"] {
+                assert!(
+                    !value.contains(needle),
+                    "`{}` carries {needle} in {}",
+                    span.name,
+                    kv.key
+                );
+            }
+        }
+    }
+
+    let internal = find("GET /internal");
+    assert_eq!(
+        internal.span_context.trace_id(),
+        TraceId::from_hex(trace).unwrap(),
+        "an internal service continues the caller's trace"
+    );
+    assert_eq!(internal.parent_span_id, SpanId::from_hex(parent).unwrap());
+    assert!(internal.parent_span_is_remote);
+
+    let public = find("GET /public");
+    assert_ne!(
+        public.span_context.trace_id(),
+        TraceId::from_hex(trace).unwrap(),
+        "a public endpoint starts a trace of its own"
+    );
+    assert_eq!(public.parent_span_id, SpanId::INVALID);
+    assert!(!public.parent_span_is_remote);
+}
