@@ -314,6 +314,27 @@ pub(crate) fn host_is_loopback(url: &url::Url) -> bool {
 impl Validate for PortalConfig {
     fn validate(&self, problems: &mut Problems) {
         let portal = &self.portal;
+        let institution = &portal.institution;
+        for (key, text) in [
+            ("portal.institution.name", &institution.name),
+            ("portal.institution.what", &institution.what),
+            ("portal.institution.why", &institution.why),
+            ("portal.institution.how", &institution.how),
+        ] {
+            if text.trim().is_empty() {
+                problems.add(
+                    key,
+                    "is empty",
+                    "write what researchers should read on the connect page (ORCID's integration review checks it)",
+                );
+            } else if text.contains("CHANGE-ME") {
+                problems.add(
+                    key,
+                    "still holds the CHANGE-ME placeholder",
+                    "write the institution's own words for the connect page",
+                );
+            }
+        }
         if portal.host.trim().is_empty() {
             problems.add(
                 "portal.host",

@@ -145,3 +145,26 @@ fn https_is_recognised_whatever_the_case_of_the_scheme() {
     assert!(config.is_https());
     assert!(!with(&[]).expect("defaults").is_https());
 }
+
+#[test]
+fn empty_or_placeholder_institution_texts_are_refused() {
+    let error = with(&[
+        ("IDBRIDGE__PORTAL__INSTITUTION__WHAT", "  "),
+        (
+            "IDBRIDGE__PORTAL__INSTITUTION__WHY",
+            "CHANGE-ME: why connect",
+        ),
+    ])
+    .unwrap_err();
+    assert!(error.contains("portal.institution.what"), "{error}");
+    assert!(error.contains("portal.institution.why"), "{error}");
+    assert!(!error.contains("portal.institution.how"), "{error}");
+    assert!(
+        with(&[(
+            "IDBRIDGE__PORTAL__INSTITUTION__WHAT",
+            "We add your employment."
+        )])
+        .is_ok(),
+        "real words load"
+    );
+}
