@@ -6,6 +6,7 @@
 //! [`Ledger`] reads it (reports, tests); the writer changes it.
 
 pub(crate) mod attempt;
+pub(crate) mod clean;
 pub(crate) mod event;
 pub(crate) mod item;
 mod report;

@@ -7,6 +7,7 @@ mod m20261201_000001_create_items;
 mod m20261201_000002_create_item_attempts;
 mod m20261201_000003_create_events;
 mod m20261206_000004_attempts_at_index;
+mod m20261206_000005_create_clean_sections;
 
 use bus::migration::TableNames;
 use sea_orm::DatabaseConnection;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
         all.push(Box::new(m20261201_000002_create_item_attempts::Migration));
         all.push(Box::new(m20261201_000003_create_events::Migration));
         all.push(Box::new(m20261206_000004_attempts_at_index::Migration));
+        all.push(Box::new(m20261206_000005_create_clean_sections::Migration));
         all
     }
 

@@ -49,6 +49,7 @@ use crate::ledger::{ItemState, Ledger, attempt, event, item};
 use crate::locks::PersonLocks;
 use crate::tokens::{PersonToken, TokenError, TokenSource};
 
+mod clean;
 mod merge;
 mod record;
 mod sync;
@@ -143,12 +144,8 @@ struct Inner {
     refused: Mutex<HashMap<String, String>>,
     /// Invitation e-mails, when enabled ([`Writer::with_invitations`]).
     invitations: OnceLock<Invitations>,
-    /// (iD, section) pairs whose listing this process read and found to hold no item of
-    /// ours without one of our `self` ids (a hash of each). Only the writer posts with our
-    /// client id and it always sends our `self` id, so such a section stays that way: a row
-    /// never attempted there is posted without reading the section first (ORCID's 9021
-    /// still names an item a lost answer created). In memory: after a restart, or on
-    /// another replica, each section is read once more.
+    /// A cache of `writer_clean_sections` (see [`clean`]): a hash of each (iD, section)
+    /// this process knows holds no item of ours that a new row could adopt.
     clean_sections: Mutex<HashSet<u64>>,
 }
 
@@ -719,29 +716,6 @@ impl Writer {
             }
             None => false,
         }
-    }
-
-    /// Remembers that the listing of `section` on `orcid` holds no item of ours without
-    /// our `self` id.
-    fn mark_clean(&self, orcid: &OrcidId, section: &str) {
-        let mut clean = self
-            .inner
-            .clean_sections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if clean.len() >= CLEAN_SECTIONS_MAX {
-            clean.clear();
-        }
-        clean.insert(section_key(orcid, section));
-    }
-
-    /// Whether [`Writer::mark_clean`] remembers `section` on `orcid`.
-    fn is_clean(&self, orcid: &OrcidId, section: &str) -> bool {
-        self.inner
-            .clean_sections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&section_key(orcid, section))
     }
 
     fn wake_relay(&self) {

@@ -1,5 +1,6 @@
 //! "Record updated" from the reader: items of ours the researcher deleted on ORCID become
-//! `deleted_by_user` in the ledger, with no ORCID call.
+//! `deleted_by_user` in the ledger, with no ORCID call; the sections it lists teach the
+//! writer which sections are clean ([`super::clean`]).
 //!
 //! **Finding the items.** The event is keyed by iD (its partition key is the iD, not a person
 //! id), and `person_id` is optional. A deleted item is found among the ledger rows of that iD
@@ -29,6 +30,9 @@ impl Writer {
     /// 404 on update. Nothing is sent to ORCID. Items the ledger does not know are ignored.
     #[tracing::instrument(skip_all, fields(orcid = %update.orcid, deleted = update.deleted_items.len()))]
     pub async fn apply_record_updated(&self, update: &RecordUpdated, cause: &Cause) -> Outcome {
+        if let Err(e) = self.learn_clean_sections(update).await {
+            return db_retry(&e);
+        }
         for deleted in &update.deleted_items {
             if let Err(e) = self.deleted_by_user(update, deleted, cause).await {
                 return db_retry(&e);

@@ -156,12 +156,12 @@ impl Writer {
     /// No put code: read the section first and adopt our item for this appointment if it
     /// is there; otherwise post it.
     ///
-    /// A row never attempted on a section this process already read clean (no item of ours
-    /// without our `self` id: nothing to adopt by content) is posted at once: one ORCID call
-    /// instead of two. What reading first would have found, ORCID's duplicate answer (9021)
-    /// names, and it is adopted below.
+    /// A row never attempted on a section known clean (no item of ours a new row could
+    /// adopt; see [`super::clean`]) is posted at once: one ORCID call instead of two. What
+    /// reading first would have found, ORCID's duplicate answer (9021) names, and it is
+    /// adopted below.
     async fn create_or_adopt(&self, row: &mut item::Model, run: &Run<'_>) -> Result<Step, DbErr> {
-        let read_first = row.attempts > 0 || !self.is_clean(&run.token.orcid, &row.section);
+        let read_first = row.attempts > 0 || !self.is_clean(&run.token.orcid, &row.section).await;
         if read_first {
             let taken = self.put_codes_taken(row, run.token.orcid).await?;
             match self.find_ours(row, run, &taken).await {
@@ -326,7 +326,13 @@ impl Writer {
             )
             .await?;
         if listed.iter().all(|l| l.has_any_of_ours) {
-            self.mark_clean(&run.token.orcid, &row.section);
+            self.mark_clean(
+                &run.token.orcid,
+                &[row.section.as_str()],
+                clean::Basis::Listing,
+                Utc::now(),
+            )
+            .await;
         }
         if let Some(found) = listed.iter().find(|l| l.has_row_id) {
             return Ok(Some(found.clone()));

@@ -1,13 +1,16 @@
-//! The writer's memory of sections read clean: a never-attempted item on an (iD, section)
-//! whose listing this process already read and found to hold no item of ours without our
-//! `self` id is posted without reading the section again (one ORCID call instead of two); a
-//! lost answer is still adopted through ORCID's duplicate answer (409, 9021); the memory is
-//! per process.
+//! Sections known clean: a never-attempted item on an (iD, section) whose listing the writer
+//! already read and found to hold no item of ours without our `self` id, or whose first
+//! snapshot by the reader showed no item of our client the ledger does not hold, is posted
+//! without reading the section (one ORCID call instead of two); a lost answer is still
+//! adopted through ORCID's duplicate answer (409, 9021); what is learnt is stored with the
+//! ledger; a later snapshot showing an unknown item of ours takes the section off the list.
 
 use std::sync::Arc;
 
 use bus::Outcome;
-use orcid::model::{Affiliation, AffiliationType};
+use bus::events::{ItemRef, OrcidId, RecordStatus, RecordUpdated, Section};
+use chrono::Utc;
+use orcid::model::{Affiliation, AffiliationType, PutCode};
 use serde_json::Value;
 use writer::ledger::ItemState;
 use writer::{WritePolicy, Writer, WriterParts};
@@ -202,16 +205,22 @@ async fn a_lost_answer_on_a_clean_section_is_adopted_through_orcids_duplicate_an
     h.finish().await;
 }
 
-/// The memory is the process's own: another writer on the same ledger reads the section
-/// first again, then remembers it too; the first writer's memory is unaffected.
+/// What one process learnt is stored with the ledger: another writer process on the same
+/// database posts a first item in that section without reading it.
 #[tokio::test]
-async fn a_fresh_writer_reads_the_section_first_again() {
+async fn another_writer_on_the_same_ledger_knows_the_section_clean() {
     let h = Harness::new().await;
     let orcid = h.connected("P-42").await;
 
     let a = hire("P-42", "POS-42A", "2026-01-01");
     assert_eq!(h.apply(&a.event).await, Outcome::Ack);
     assert_eq!(listing_reads(&h).await, 1);
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment' AND basis = 'listing'")
+            .await,
+        1,
+        "the listing is stored"
+    );
 
     let fresh = another_process(&h);
     let b = hire("P-42", "POS-42B", "2026-02-01").role("Lecturer");
@@ -222,25 +231,13 @@ async fn a_fresh_writer_reads_the_section_first_again() {
     let stats = sim_stats(&h.sim).await;
     assert_eq!(
         calls(&stats, LISTING, "200"),
-        2,
-        "a new process reads the section first: {stats:#}"
+        1,
+        "the other process does not read the section again: {stats:#}"
     );
     assert_eq!(calls(&stats, POST, "201"), 2, "{stats:#}");
 
-    // Each process now remembers the section: neither reads it again.
-    let c = hire("P-42", "POS-42C", "2026-03-01").role("Reader");
-    assert_eq!(h.apply(&c.event).await, Outcome::Ack);
-    let d = hire("P-42", "POS-42D", "2026-04-01").role("Fellow");
-    assert_eq!(
-        fresh.apply_hr_event(&d.event, &writer::Cause::none()).await,
-        Outcome::Ack
-    );
-    let stats = sim_stats(&h.sim).await;
-    assert_eq!(calls(&stats, LISTING, "200"), 2, "{stats:#}");
-    assert_eq!(calls(&stats, POST, "201"), 4, "{stats:#}");
-
     let mut ledger = Vec::new();
-    for position in ["POS-42A", "POS-42B", "POS-42C", "POS-42D"] {
+    for position in ["POS-42A", "POS-42B"] {
         let item = h.item("P-42", position).await;
         assert_eq!(item.state, ItemState::InOrcid, "{position}");
         ledger.push(item.put_code.expect("put code").get());
@@ -248,6 +245,219 @@ async fn a_fresh_writer_reads_the_section_first_again() {
     ledger.sort_unstable();
     let items = sim_items(&h.sim, &orcid, "employments").await;
     assert_eq!(put_codes(&items), ledger, "{items:#?}");
+    h.finish().await;
+}
+
+/// "Record updated" as the reader sends it for its first snapshot of `orcid` (every item
+/// listed as added) or for a later one (`previous_read_at` set).
+fn snapshot(orcid: OrcidId, first: bool, added: Vec<ItemRef>) -> RecordUpdated {
+    let now = Utc::now();
+    RecordUpdated {
+        orcid,
+        person_id: None,
+        last_modified: None,
+        changed_sections: Vec::new(),
+        deleted_items: Vec::new(),
+        read_at: now,
+        previous_read_at: (!first).then(|| now - chrono::Duration::minutes(5)),
+        added,
+        changed: Vec::new(),
+        removed: Vec::new(),
+        status: Some(RecordStatus::Active),
+        primary_orcid: None,
+    }
+}
+
+fn employment(put_code: PutCode, source_client_id: Option<&str>) -> ItemRef {
+    ItemRef {
+        section: Section::Employment,
+        put_code: put_code.get(),
+        source_client_id: source_client_id.map(str::to_owned),
+        title: None,
+    }
+}
+
+/// An item of our client on the record that no ledger row holds, as an earlier integration
+/// with the same client id left it: the content of `position`'s row, without our `self` id.
+async fn earlier_integrations_item(
+    h: &Harness,
+    person_id: &str,
+    orcid: &OrcidId,
+    hr: &Hr,
+) -> PutCode {
+    let token = h.tokens_token(person_id).await;
+    assert_eq!(
+        offline_writer(h)
+            .apply_hr_event(&hr.event, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    let pending = h.item(person_id, &hr.event.position.position_id).await;
+    let mut body = pending.desired.clone();
+    body.as_object_mut()
+        .expect("an affiliation body")
+        .remove("external-ids");
+    let body: Affiliation = serde_json::from_value(body).expect("body");
+    h.client
+        .create_affiliation(&token, orcid, AffiliationType::Employment, &body)
+        .await
+        .expect("created at ORCID")
+}
+
+/// The reader's first snapshot (taken when the researcher connected) shows no item of our
+/// client: the first item is posted at once, one ORCID call.
+#[tokio::test]
+async fn after_a_first_snapshot_without_items_of_ours_the_first_item_is_posted_at_once() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-44").await;
+    let someone_else = employment(PutCode(7), Some("APP-SOMEONEELSE0001"));
+    let by_hand = employment(PutCode(8), None);
+    assert_eq!(
+        h.writer
+            .apply_record_updated(
+                &snapshot(orcid, true, vec![someone_else, by_hand]),
+                &writer::Cause::none()
+            )
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE basis = 'snapshot'")
+            .await,
+        8,
+        "the seven affiliation sections and works"
+    );
+
+    let before = api_calls(&sim_stats(&h.sim).await);
+    let a = hire("P-44", "POS-44A", "2026-01-01");
+    assert_eq!(
+        another_process(&h)
+            .apply_hr_event(&a.event, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(
+        calls(&stats, LISTING, "200"),
+        0,
+        "not read first: {stats:#}"
+    );
+    assert_eq!(calls(&stats, POST, "201"), 1, "{stats:#}");
+    assert_eq!(api_calls(&stats) - before, 1, "one ORCID call: {stats:#}");
+    let item = h.item("P-44", "POS-44A").await;
+    assert_eq!(item.state, ItemState::InOrcid);
+    assert_eq!(
+        put_codes(&sim_items(&h.sim, &orcid, "employments").await),
+        vec![item.put_code.expect("put code").get()]
+    );
+    h.finish().await;
+}
+
+/// A first snapshot showing an item of our client that the ledger does not hold (an earlier
+/// integration's, without our `self` id): the section is not clean, the first item reads
+/// first and adopts it by content — one item, no duplicate.
+#[tokio::test]
+async fn a_first_snapshot_with_an_unknown_item_of_ours_keeps_the_section_read_first() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-45").await;
+    let a = hire("P-45", "POS-45A", "2026-01-01").role("Lecturer");
+    let earlier = earlier_integrations_item(&h, "P-45", &orcid, &a).await;
+    let ours = employment(earlier, Some(h.client.client_id()));
+    assert_eq!(
+        h.writer
+            .apply_record_updated(&snapshot(orcid, true, vec![ours]), &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
+            .await,
+        0
+    );
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'education'")
+            .await,
+        1,
+        "the other sections are clean"
+    );
+
+    assert_eq!(h.drive(&a.event, 5).await, Outcome::Ack);
+    let stats = sim_stats(&h.sim).await;
+    assert_eq!(calls(&stats, LISTING, "200"), 1, "read first: {stats:#}");
+    let item = h.item("P-45", "POS-45A").await;
+    assert_eq!(item.state, ItemState::InOrcid);
+    assert_eq!(item.put_code, Some(earlier), "adopted, not posted again");
+    assert_eq!(
+        put_codes(&sim_items(&h.sim, &orcid, "employments").await),
+        vec![earlier.get()],
+        "one item"
+    );
+    h.finish().await;
+}
+
+/// A section known clean, then a later snapshot shows an item of our client that the ledger
+/// does not hold (an earlier integration still posting with our client id): the section is
+/// taken off the list, and the next first item there reads first and adopts that item
+/// instead of posting a duplicate.
+#[tokio::test]
+async fn a_later_snapshot_with_an_unknown_item_of_ours_takes_the_section_off_the_list() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-46").await;
+    let a = hire("P-46", "POS-46A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 1, "A read the section clean");
+    let held = h
+        .item("P-46", "POS-46A")
+        .await
+        .put_code
+        .expect("A's put code");
+
+    let b = hire("P-46", "POS-46B", "2026-03-01").role("Lecturer");
+    let earlier = earlier_integrations_item(&h, "P-46", &orcid, &b).await;
+    let client_id = h.client.client_id().to_owned();
+    // A's item is the ledger's and changes nothing; the earlier integration's does.
+    assert_eq!(
+        h.writer
+            .apply_record_updated(
+                &snapshot(orcid, false, vec![employment(held, Some(&client_id))]),
+                &writer::Cause::none()
+            )
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
+            .await,
+        1,
+        "an item the ledger holds keeps the section clean"
+    );
+    assert_eq!(
+        h.writer
+            .apply_record_updated(
+                &snapshot(orcid, false, vec![employment(earlier, Some(&client_id))]),
+                &writer::Cause::none()
+            )
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
+            .await,
+        0
+    );
+
+    assert_eq!(h.drive(&b.event, 5).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 2, "B reads first");
+    let item = h.item("P-46", "POS-46B").await;
+    assert_eq!(item.state, ItemState::InOrcid);
+    assert_eq!(item.put_code, Some(earlier), "adopted, not posted again");
+    let mut expected = vec![held.get(), earlier.get()];
+    expected.sort_unstable();
+    assert_eq!(
+        put_codes(&sim_items(&h.sim, &orcid, "employments").await),
+        expected,
+        "A and B, no duplicate"
+    );
     h.finish().await;
 }
 

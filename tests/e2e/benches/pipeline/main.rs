@@ -10,10 +10,13 @@
 //!    PostgreSQL (the writer's statements per event, at the writer's concurrency), orcid-sim
 //!    (`POST /employment` at the writer's concurrency); pipeline ÷ slowest part.
 //! 3. **Under ORCID's limit**: the simulator with `--rate-limit` (24/s, burst 40), the writer's
-//!    `[orcid.rate_limit]` as deployed (shared bucket, 24/s, burst 40), in two rounds: a first
-//!    item for each of M researchers (the writer reads the section before its first post
-//!    there), then a second position each (posted at once); sustained writes/s past the burst,
-//!    member API requests/s, and the simulator's 503 count.
+//!    `[orcid.rate_limit]` as deployed (shared bucket), in two rounds: a first item for each
+//!    of M researchers, then a second position each; sustained writes/s past the burst,
+//!    member API requests/s, and the simulator's 503 count. With the reader running (the
+//!    default), its first snapshot of each record, taken when the researcher connects, tells
+//!    the writer which sections hold nothing of ours to adopt, so a first item is one ORCID
+//!    call; without it (`BENCH_LIMITED_SERVICES=write`) the writer reads the section before
+//!    its first post there (two calls).
 //!
 //! ```sh
 //! cargo bench -p idbridge-e2e --bench pipeline
@@ -21,8 +24,8 @@
 //!
 //! Environment: `BENCH_EVENTS` (N, default 500), `BENCH_LIMITED_EVENTS` (M, researchers of
 //! part 3, default 240: about 30 s at 24 requests/s), `BENCH_SERVICES` /
-//! `BENCH_LIMITED_SERVICES` (`all`, `write` = token vault and writer, or names; defaults
-//! `all` and `write`), `BENCH_PARTITIONS` (the writer's `writer.partitions`; default:
+//! `BENCH_LIMITED_SERVICES` (`all`, `write` = token vault and writer, `write+read` = and the
+//! reader, or names; defaults `all` and `write+read`), `BENCH_PARTITIONS` (the writer's `writer.partitions`; default:
 //! the writer's own default), `BENCH_AMQP_MESSAGES` (default 5000), `BENCH_SIM_SECONDS`
 //! (window of the simulator's raw run, default 5), `BENCH_LIMITED_RATE` / `BENCH_LIMITED_BURST`
 //! (the services' `[orcid.rate_limit]` in part 3, default 24 and 30: ORCID's rate with ten
@@ -57,12 +60,14 @@ pub struct Settings {
     pub malloc_arena_max: String,
 }
 
-/// `all` (every service), `write` (token vault and writer), or names separated by commas.
+/// `all` (every service), `write` (token vault and writer), `write+read` (token vault,
+/// writer and reader), or names separated by commas.
 fn services(key: &str, default: &str) -> Vec<Service> {
     let value = std::env::var(key).unwrap_or_else(|_| default.to_owned());
     match value.trim() {
         "all" => Service::ALL.to_vec(),
         "write" => vec![Service::TokenVault, Service::Writer],
+        "write+read" => vec![Service::TokenVault, Service::Writer, Service::Reader],
         list => Service::ALL
             .into_iter()
             .filter(|s| list.split(',').any(|n| n.trim() == s.as_str()))
@@ -92,7 +97,7 @@ impl Settings {
             amqp_url: std::env::var("TEST_AMQP_URL")
                 .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
             services: services("BENCH_SERVICES", "all"),
-            limited_services: services("BENCH_LIMITED_SERVICES", "write"),
+            limited_services: services("BENCH_LIMITED_SERVICES", "write+read"),
             limited_rate: env_or("BENCH_LIMITED_RATE", 24),
             limited_burst: env_or("BENCH_LIMITED_BURST", 30),
             malloc_arena_max: std::env::var("BENCH_MALLOC_ARENA_MAX")

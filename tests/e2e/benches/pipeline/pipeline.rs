@@ -131,7 +131,12 @@ impl PipelineRun {
         for r in &self.rounds {
             let what = match (self.limited, r.round) {
                 (false, _) => "hires",
-                (true, 1) => "round 1, first item of each researcher",
+                (true, 1) if self.services.contains(&Service::Reader) => {
+                    "round 1, first item of each researcher (sections known clean from the reader's first snapshot)"
+                }
+                (true, 1) => {
+                    "round 1, first item of each researcher (no reader: section read first)"
+                }
                 (true, _) => "round 2, a second position each",
             };
             println!(
@@ -345,8 +350,28 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Let the reader's first snapshots and the webhook registrations finish.
+    // Let the reader's first snapshots and the webhook registrations finish, and the writer
+    // learn from those snapshots which sections are clean.
     settle(&base, Duration::from_secs(2), Duration::from_secs(300)).await?;
+    if services.contains(&Service::Reader) && services.contains(&Service::Writer) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let n = count(
+                &db,
+                "SELECT count(DISTINCT orcid) AS n FROM writer_clean_sections WHERE basis = 'snapshot'",
+            )
+            .await?;
+            if usize::try_from(n).unwrap_or(0) >= events {
+                break;
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the writer learnt clean sections of {n} of {events} records from the reader's snapshots within 120 s"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     let connect_seconds = connect_started.elapsed().as_secs_f64();
     sim::clear_stats(&base).await?;
 

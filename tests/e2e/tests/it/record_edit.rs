@@ -32,6 +32,23 @@ async fn snapshot(stack: &Stack, orcid: &str) -> anyhow::Result<Option<(i64, Vec
     Ok(Some((count, items)))
 }
 
+/// Sections of `orcid` the writer knows clean from the reader's snapshots.
+async fn clean_sections(stack: &Stack, orcid: &str) -> anyhow::Result<Option<i64>> {
+    let db = stack.db().await?;
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT count(*) AS n FROM writer_clean_sections WHERE orcid = $1 AND basis = 'snapshot'",
+            vec![orcid.into()],
+        ))
+        .await?;
+    let _ = db.close().await;
+    Ok(match row {
+        Some(row) => Some(row.try_get("", "n")?),
+        None => None,
+    })
+}
+
 async fn registration_state(stack: &Stack, orcid: &str) -> anyhow::Result<Option<String>> {
     let db = stack.db().await?;
     let row = db
@@ -98,6 +115,20 @@ async fn a_record_edit_at_orcid_reaches_a_new_snapshot() {
     })
     .await
     .expect("a first snapshot");
+    // The writer learns from that snapshot ("record updated") that the record holds nothing of
+    // ours to adopt, so the first employment is posted without reading the section first.
+    wait_for(
+        "the writer to learn clean sections",
+        DEADLINE,
+        POLL,
+        || async { Ok(clean_sections(&stack, &orcid).await?.filter(|n| *n == 8)) },
+    )
+    .await
+    .expect("seven affiliation sections and works known clean from the reader's snapshot");
+    let listings_before = sim
+        .stat("GET /v3.0/{orcid}/employments", None)
+        .await
+        .expect("stats");
 
     // Our employment lands; the webhook for that change gives a snapshot holding it.
     let hire = hr::hire(&user.researcher, "pos-edit", "Lecturer", "2023-01-15").expect("event");
@@ -113,6 +144,13 @@ async fn a_record_edit_at_orcid_reaches_a_new_snapshot() {
         .expect("the hire is written")
         .put_code
         .expect("put code");
+    assert_eq!(
+        sim.stat("GET /v3.0/{orcid}/employments", None)
+            .await
+            .expect("stats"),
+        listings_before,
+        "the first employment is posted without reading the section"
+    );
     let (count_before, _) = wait_for("a snapshot with our employment", DEADLINE, POLL, || async {
         let _ = sim.flush_webhooks().await;
         Ok(snapshot(&stack, &orcid)
