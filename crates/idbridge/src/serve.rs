@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use idbridge_platform::config::ConfigError;
 use idbridge_platform::metrics::names;
 use idbridge_platform::{bus as platform_bus, database, metrics as platform_metrics, telemetry};
 use secrecy::ExposeSecret;
@@ -192,6 +193,285 @@ fn watch(
     })
 }
 
+/// What [`start`] hands a service it builds: the connections it made (and `/readyz` probes)
+/// and the process's shutdown token.
+struct Shared {
+    database: sea_orm::DatabaseConnection,
+    bus: bus::Bus,
+    shutdown: CancellationToken,
+}
+
+/// A service `serve` runs, declared once: what differs between services. [`start`] does
+/// the rest the same way for each (connections, the watched task, the readiness probe and
+/// what `/metrics` samples).
+trait Service {
+    const NAME: ServiceName;
+    type Config;
+    type App;
+    type BuildError: std::error::Error + 'static;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError>;
+    /// Refuses, before connecting, a configuration `serve` cannot run.
+    fn check(_config: &Self::Config) -> Result<(), Error> {
+        Ok(())
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig);
+    /// The queues it consumes (`None`: it consumes none).
+    fn spec(config: &Self::Config) -> Option<bus::ServiceSpec>;
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send;
+    /// A line for the operator (where it listens).
+    fn note(app: &Self::App) -> String;
+    fn run(app: Self::App) -> impl Future<Output = Result<(), String>> + Send + 'static;
+    /// Its outbox table.
+    fn outbox_table() -> &'static str;
+    /// A gauge over its table's `state` column, if it has one.
+    fn states() -> Option<StateGauge> {
+        None
+    }
+}
+
+struct TokenVault;
+
+impl Service for TokenVault {
+    const NAME: ServiceName = ServiceName::TokenVault;
+    type Config = token_vault::config::VaultConfig;
+    type App = token_vault::Application;
+    type BuildError = token_vault::StartupError;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError> {
+        Self::Config::load(file)
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig) {
+        (&config.database, &config.bus)
+    }
+    fn spec(_config: &Self::Config) -> Option<bus::ServiceSpec> {
+        Some(token_vault::service_spec())
+    }
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send {
+        let dependencies = token_vault::Dependencies {
+            bus: Some(shared.bus),
+            database: Some(shared.database),
+            shutdown: Some(shared.shutdown),
+        };
+        token_vault::Application::build_with(config, dependencies)
+    }
+    fn note(app: &Self::App) -> String {
+        format!("token-vault API on port {}", app.port())
+    }
+    async fn run(app: Self::App) -> Result<(), String> {
+        app.run_until_stopped().await.map_err(|e| chain(&e))
+    }
+    fn outbox_table() -> &'static str {
+        // token_vault's `bus_tables()` (crate-private).
+        "token_vault_outbox"
+    }
+    fn states() -> Option<StateGauge> {
+        use token_vault::api::ConnectionState;
+        Some(StateGauge {
+            collector: "connections",
+            gauge: names::CONNECTIONS,
+            table: "token_vault_connections",
+            known: [
+                ConnectionState::Active,
+                ConnectionState::Revoked,
+                ConnectionState::Expired,
+                ConnectionState::Disconnected,
+            ]
+            .map(ConnectionState::as_str)
+            .to_vec(),
+        })
+    }
+}
+
+struct Writer;
+
+impl Service for Writer {
+    const NAME: ServiceName = ServiceName::Writer;
+    type Config = writer::config::WriterConfig;
+    type App = writer::Application;
+    type BuildError = writer::StartupError;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError> {
+        Self::Config::load(file)
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig) {
+        (&config.database, &config.bus)
+    }
+    fn spec(config: &Self::Config) -> Option<bus::ServiceSpec> {
+        Some(writer::service_spec(config))
+    }
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send {
+        let dependencies = writer::Dependencies {
+            bus: Some(shared.bus),
+            database: Some(shared.database),
+            shutdown: Some(shared.shutdown),
+            ..writer::Dependencies::default()
+        };
+        writer::Application::build_with(config, dependencies)
+    }
+    fn note(_app: &Self::App) -> String {
+        "writer consuming".to_owned()
+    }
+    async fn run(app: Self::App) -> Result<(), String> {
+        app.run_until_stopped().await;
+        Ok(())
+    }
+    fn outbox_table() -> &'static str {
+        static_table(writer::bus_tables().outbox, "writer_outbox")
+    }
+    fn states() -> Option<StateGauge> {
+        Some(StateGauge {
+            collector: "items",
+            gauge: names::ITEMS,
+            table: "writer_items",
+            known: writer::ledger::ItemState::ALL
+                .map(writer::ledger::ItemState::as_str)
+                .to_vec(),
+        })
+    }
+}
+
+struct Reader;
+
+impl Service for Reader {
+    const NAME: ServiceName = ServiceName::Reader;
+    type Config = reader::config::ReaderConfig;
+    type App = reader::Application;
+    type BuildError = reader::StartupError;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError> {
+        Self::Config::load(file)
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig) {
+        (&config.database, &config.bus)
+    }
+    fn spec(config: &Self::Config) -> Option<bus::ServiceSpec> {
+        Some(reader::service_spec(config))
+    }
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send {
+        let dependencies = reader::Dependencies {
+            bus: Some(shared.bus),
+            database: Some(shared.database),
+            shutdown: Some(shared.shutdown),
+            ..reader::Dependencies::default()
+        };
+        reader::Application::build_with(config, dependencies)
+    }
+    fn note(_app: &Self::App) -> String {
+        "reader consuming".to_owned()
+    }
+    async fn run(app: Self::App) -> Result<(), String> {
+        app.run_until_stopped().await;
+        Ok(())
+    }
+    fn outbox_table() -> &'static str {
+        static_table(reader::bus_tables().outbox, "reader_outbox")
+    }
+}
+
+struct WebhookReceiver;
+
+impl Service for WebhookReceiver {
+    const NAME: ServiceName = ServiceName::WebhookReceiver;
+    type Config = webhook_receiver::config::ReceiverConfig;
+    type App = webhook_receiver::Application;
+    type BuildError = webhook_receiver::StartupError;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError> {
+        Self::Config::load(file)
+    }
+    fn check(config: &Self::Config) -> Result<(), Error> {
+        let url = config.database.url.expose_secret();
+        if url.trim_start().starts_with("sqlite:") {
+            return Err(Error::NeedsPostgres {
+                service: Self::NAME.as_str(),
+            });
+        }
+        Ok(())
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig) {
+        (&config.database, &config.bus)
+    }
+    fn spec(config: &Self::Config) -> Option<bus::ServiceSpec> {
+        Some(webhook_receiver::service_spec(config))
+    }
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send {
+        let dependencies = webhook_receiver::Dependencies {
+            bus: Some(shared.bus),
+            database: Some(shared.database),
+            shutdown: Some(shared.shutdown),
+            ..webhook_receiver::Dependencies::default()
+        };
+        webhook_receiver::Application::build_with(config, dependencies)
+    }
+    fn note(app: &Self::App) -> String {
+        format!("webhook-receiver callbacks on port {}", app.port())
+    }
+    async fn run(app: Self::App) -> Result<(), String> {
+        app.run_until_stopped().await;
+        Ok(())
+    }
+    fn outbox_table() -> &'static str {
+        // webhook_receiver's `bus_tables()` (not exported).
+        "webhook_outbox"
+    }
+}
+
+struct Portal;
+
+impl Service for Portal {
+    const NAME: ServiceName = ServiceName::Portal;
+    type Config = portal::config::PortalConfig;
+    type App = portal::Application;
+    type BuildError = portal::StartupError;
+
+    fn load(file: Option<&Path>) -> Result<Self::Config, ConfigError> {
+        Self::Config::load(file)
+    }
+    fn connections(config: &Self::Config) -> (&database::DatabaseConfig, &platform_bus::BusConfig) {
+        (&config.database, &config.bus)
+    }
+    fn spec(_config: &Self::Config) -> Option<bus::ServiceSpec> {
+        None
+    }
+    fn build(
+        config: Self::Config,
+        shared: Shared,
+    ) -> impl Future<Output = Result<Self::App, Self::BuildError>> + Send {
+        let dependencies = portal::Dependencies {
+            bus: Some(shared.bus),
+            database: Some(shared.database),
+            shutdown: Some(shared.shutdown),
+            ..portal::Dependencies::default()
+        };
+        portal::Application::build_with(config, dependencies)
+    }
+    fn note(app: &Self::App) -> String {
+        format!("portal on port {}", app.port())
+    }
+    async fn run(app: Self::App) -> Result<(), String> {
+        app.run_until_stopped().await.map_err(|e| chain(&e))
+    }
+    fn outbox_table() -> &'static str {
+        static_table(portal::bus_tables().outbox, "portal_outbox")
+    }
+}
+
 /// Builds and starts one service from its configuration (`file` over its defaults).
 ///
 /// # Errors
@@ -201,223 +481,51 @@ pub async fn start(
     file: Option<&Path>,
     shutdown: &CancellationToken,
 ) -> Result<Started, Error> {
-    let service = name.as_str();
-    let service_error = |e: &(dyn std::error::Error + 'static)| Error::Service {
-        service,
-        message: chain(e),
-    };
-    let running = Arc::new(AtomicBool::new(true));
     match name {
-        ServiceName::TokenVault => {
-            let config =
-                token_vault::config::VaultConfig::load(file).map_err(|source| Error::Config {
-                    what: "token-vault",
-                    source,
-                })?;
-            let (db, bus) = connect(service, &config.database, &config.bus).await?;
-            let bus_config = config.bus.clone();
-            let app = token_vault::Application::build_with(
-                config,
-                token_vault::Dependencies {
-                    bus: Some(bus.clone()),
-                    database: Some(db.clone()),
-                    shutdown: Some(shutdown.clone()),
-                },
-            )
-            .await
-            .map_err(|e| service_error(&e))?;
-            let note = format!("token-vault API on port {}", app.port());
-            let task = watch(service, running.clone(), shutdown.clone(), async move {
-                app.run_until_stopped().await.map_err(|e| chain(&e))
-            });
-            let states = [
-                token_vault::api::ConnectionState::Active,
-                token_vault::api::ConnectionState::Revoked,
-                token_vault::api::ConnectionState::Expired,
-                token_vault::api::ConnectionState::Disconnected,
-            ]
-            .map(token_vault::api::ConnectionState::as_str)
-            .to_vec();
-            Ok(
-                Started::new(service, db, bus, running, task, note).sampling(
-                    &bus_config,
-                    Some(&token_vault::service_spec()),
-                    // token_vault's `bus_tables()` (crate-private).
-                    "token_vault_outbox",
-                    Some(StateGauge {
-                        collector: "connections",
-                        gauge: names::CONNECTIONS,
-                        table: "token_vault_connections",
-                        known: states,
-                    }),
-                ),
-            )
-        }
-        ServiceName::Writer => {
-            let config =
-                writer::config::WriterConfig::load(file).map_err(|source| Error::Config {
-                    what: "writer",
-                    source,
-                })?;
-            let (db, bus) = connect(service, &config.database, &config.bus).await?;
-            let bus_config = config.bus.clone();
-            let spec = writer::service_spec(&config);
-            let app = writer::Application::build_with(
-                config,
-                writer::Dependencies {
-                    bus: Some(bus.clone()),
-                    database: Some(db.clone()),
-                    shutdown: Some(shutdown.clone()),
-                    ..writer::Dependencies::default()
-                },
-            )
-            .await
-            .map_err(|e| service_error(&e))?;
-            let task = watch(service, running.clone(), shutdown.clone(), async move {
-                app.run_until_stopped().await;
-                Ok(())
-            });
-            let states = writer::ledger::ItemState::ALL
-                .map(writer::ledger::ItemState::as_str)
-                .to_vec();
-            Ok(Started::new(
-                service,
-                db,
-                bus,
-                running,
-                task,
-                "writer consuming".to_owned(),
-            )
-            .sampling(
-                &bus_config,
-                Some(&spec),
-                static_table(writer::bus_tables().outbox, "writer_outbox"),
-                Some(StateGauge {
-                    collector: "items",
-                    gauge: names::ITEMS,
-                    table: "writer_items",
-                    known: states,
-                }),
-            ))
-        }
-        ServiceName::Reader => {
-            let config =
-                reader::config::ReaderConfig::load(file).map_err(|source| Error::Config {
-                    what: "reader",
-                    source,
-                })?;
-            let (db, bus) = connect(service, &config.database, &config.bus).await?;
-            let bus_config = config.bus.clone();
-            let spec = reader::service_spec(&config);
-            let app = reader::Application::build_with(
-                config,
-                reader::Dependencies {
-                    bus: Some(bus.clone()),
-                    database: Some(db.clone()),
-                    shutdown: Some(shutdown.clone()),
-                    ..reader::Dependencies::default()
-                },
-            )
-            .await
-            .map_err(|e| service_error(&e))?;
-            let task = watch(service, running.clone(), shutdown.clone(), async move {
-                app.run_until_stopped().await;
-                Ok(())
-            });
-            Ok(Started::new(
-                service,
-                db,
-                bus,
-                running,
-                task,
-                "reader consuming".to_owned(),
-            )
-            .sampling(
-                &bus_config,
-                Some(&spec),
-                static_table(reader::bus_tables().outbox, "reader_outbox"),
-                None,
-            ))
-        }
-        ServiceName::WebhookReceiver => {
-            let config =
-                webhook_receiver::config::ReceiverConfig::load(file).map_err(|source| {
-                    Error::Config {
-                        what: "webhook-receiver",
-                        source,
-                    }
-                })?;
-            if config
-                .database
-                .url
-                .expose_secret()
-                .trim_start()
-                .starts_with("sqlite:")
-            {
-                return Err(Error::NeedsPostgres { service });
-            }
-            let (db, bus) = connect(service, &config.database, &config.bus).await?;
-            let bus_config = config.bus.clone();
-            let spec = webhook_receiver::service_spec(&config);
-            let app = webhook_receiver::Application::build_with(
-                config,
-                webhook_receiver::Dependencies {
-                    bus: Some(bus.clone()),
-                    database: Some(db.clone()),
-                    shutdown: Some(shutdown.clone()),
-                    ..webhook_receiver::Dependencies::default()
-                },
-            )
-            .await
-            .map_err(|e| service_error(&e))?;
-            let note = format!("webhook-receiver callbacks on port {}", app.port());
-            let task = watch(service, running.clone(), shutdown.clone(), async move {
-                app.run_until_stopped().await;
-                Ok(())
-            });
-            Ok(
-                Started::new(service, db, bus, running, task, note).sampling(
-                    &bus_config,
-                    Some(&spec),
-                    // webhook_receiver's `bus_tables()` (not exported).
-                    "webhook_outbox",
-                    None,
-                ),
-            )
-        }
-        ServiceName::Portal => {
-            let config =
-                portal::config::PortalConfig::load(file).map_err(|source| Error::Config {
-                    what: "portal",
-                    source,
-                })?;
-            let (db, bus) = connect(service, &config.database, &config.bus).await?;
-            let bus_config = config.bus.clone();
-            let app = portal::Application::build_with(
-                config,
-                portal::Dependencies {
-                    bus: Some(bus.clone()),
-                    database: Some(db.clone()),
-                    shutdown: Some(shutdown.clone()),
-                    ..portal::Dependencies::default()
-                },
-            )
-            .await
-            .map_err(|e| service_error(&e))?;
-            let note = format!("portal on port {}", app.port());
-            let task = watch(service, running.clone(), shutdown.clone(), async move {
-                app.run_until_stopped().await.map_err(|e| chain(&e))
-            });
-            Ok(
-                Started::new(service, db, bus, running, task, note).sampling(
-                    &bus_config,
-                    None,
-                    static_table(portal::bus_tables().outbox, "portal_outbox"),
-                    None,
-                ),
-            )
-        }
+        ServiceName::TokenVault => start_service::<TokenVault>(file, shutdown).await,
+        ServiceName::Writer => start_service::<Writer>(file, shutdown).await,
+        ServiceName::Reader => start_service::<Reader>(file, shutdown).await,
+        ServiceName::WebhookReceiver => start_service::<WebhookReceiver>(file, shutdown).await,
+        ServiceName::Portal => start_service::<Portal>(file, shutdown).await,
     }
+}
+
+/// [`start`] for the service `S`: its configuration, the connections, the built service
+/// running in a watched task, its probe and metrics sources.
+async fn start_service<S: Service>(
+    file: Option<&Path>,
+    shutdown: &CancellationToken,
+) -> Result<Started, Error> {
+    let service = S::NAME.as_str();
+    let config = S::load(file).map_err(|source| Error::Config {
+        what: service,
+        source,
+    })?;
+    S::check(&config)?;
+    let (database_config, bus_config) = S::connections(&config);
+    let (db, bus) = connect(service, database_config, bus_config).await?;
+    let bus_config = bus_config.clone();
+    let spec = S::spec(&config);
+    let shared = Shared {
+        database: db.clone(),
+        bus: bus.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let app = S::build(config, shared).await.map_err(|e| Error::Service {
+        service,
+        message: chain(&e),
+    })?;
+    let note = S::note(&app);
+    let running = Arc::new(AtomicBool::new(true));
+    let task = watch(service, running.clone(), shutdown.clone(), S::run(app));
+    Ok(
+        Started::new(service, db, bus, running, task, note).sampling(
+            &bus_config,
+            spec.as_ref(),
+            S::outbox_table(),
+            S::states(),
+        ),
+    )
 }
 
 /// The default filter (`info`) with `lapin=error` added: lapin logs every message the

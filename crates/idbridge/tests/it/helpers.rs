@@ -1,5 +1,5 @@
 //! Running the built binary, temporary directories, per-test databases and bus prefixes,
-//! a probe queue on the HR exchange.
+//! a probe queue on the HR exchange, the configuration file of `idbridge serve`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use bus::{
     handler_fn,
 };
 use sea_orm::{ConnectionTrait, Database};
+use secrecy::{ExposeSecret as _, SecretString};
 use uuid::Uuid;
 
 /// Generous: the suite shares two cores.
@@ -33,6 +34,14 @@ pub fn idbridge(args: &[&str]) -> Command {
     }
     command.env("RUST_LOG", "info");
     command
+}
+
+/// `idbridge serve <services…> --config <file>`.
+pub fn serve_command(services: &[&str], file: &Path) -> Command {
+    let mut args = vec!["serve"];
+    args.extend_from_slice(services);
+    args.extend(["--config", file.to_str().expect("utf-8")]);
+    idbridge(&args)
 }
 
 /// Output of a finished run.
@@ -131,6 +140,16 @@ impl Running {
         }
     }
 
+    /// The admin server's URL from `serve`'s first line (`idbridge admin listening on
+    /// http://…`). Blocks the thread: call it on a multi-threaded runtime.
+    pub fn admin_url(&mut self) -> String {
+        let line = tokio::task::block_in_place(|| self.wait_line("idbridge admin listening on "));
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .expect("the admin URL")
+            .to_owned()
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .arg(format!("-{signal}"))
@@ -203,6 +222,243 @@ pub fn amqp_url() -> String {
 pub fn database_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A researcher Josiah Carberry registered at the orcid-sim at `sim_url` with `email`;
+/// their iD.
+pub async fn sim_researcher(sim_url: &str, email: &str) -> String {
+    let user: serde_json::Value = reqwest::Client::new()
+        .post(format!("{sim_url}/_sim/users"))
+        .json(
+            &serde_json::json!({"given-names": "Josiah", "family-name": "Carberry",
+            "email": email, "password": "pw-pw-pw-pw"}),
+        )
+        .send()
+        .await
+        .expect("create a researcher")
+        .json()
+        .await
+        .expect("JSON");
+    user["orcid"].as_str().expect("an iD").to_owned()
+}
+
+/// A port that was free on 127.0.0.1 when asked.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// What the vault lets the writer and the reader do.
+const TOKEN_READER_RIGHTS: &str = r#"["token:read", "connections:list", "connections:revoke"]"#;
+
+/// The `idbridge.toml` of `idbridge serve`: the sections every test shares (admin, database,
+/// bus, ORCID, telemetry, the vault on a free port with fresh keys, the institution) and
+/// those of the services a test adds, each with its vault caller.
+pub struct ServeConfig {
+    db_url: String,
+    prefix: String,
+    sim_url: String,
+    client_id: String,
+    client_secret: String,
+    vault_port: u16,
+    kek: SecretString,
+    handoff: SecretString,
+    callback_key: SecretString,
+    sample_seconds: Option<u64>,
+    /// `[vault.callers.<name>]`: name, caller token, rights.
+    callers: Vec<(&'static str, String, &'static str)>,
+    /// The services' sections, then the test's own tables, as written.
+    sections: Vec<String>,
+}
+
+impl ServeConfig {
+    pub fn new(
+        db_url: &str,
+        prefix: &str,
+        sim_url: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Self {
+        let (handoff, _) = token_vault::handoff::generate_handoff_key().expect("hand-off key");
+        Self {
+            db_url: db_url.to_owned(),
+            prefix: prefix.to_owned(),
+            sim_url: sim_url.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            vault_port: free_port(),
+            kek: idbridge_crypto::KeyRing::generate_key().expect("key"),
+            handoff,
+            callback_key: idbridge_crypto::KeyRing::generate_key().expect("key"),
+            sample_seconds: None,
+            callers: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+
+    /// `admin.sample_seconds`.
+    pub fn sample_seconds(mut self, seconds: u64) -> Self {
+        self.sample_seconds = Some(seconds);
+        self
+    }
+
+    /// The vault's hand-off key (private part) instead of a fresh one.
+    pub fn handoff(mut self, key: &SecretString) -> Self {
+        self.handoff = key.clone();
+        self
+    }
+
+    /// The writer, its HTTP API on `listen`, calling the vault with `caller_token`.
+    pub fn writer(self, caller_token: &str, listen: &str) -> Self {
+        let tables = format!("[writer]\npartitions = 2\n\n[writer.http]\nlisten = \"{listen}\"\n");
+        self.service(
+            "writer",
+            TOKEN_READER_RIGHTS,
+            caller_token,
+            "writer",
+            tables,
+        )
+    }
+
+    /// The reader, calling the vault with `caller_token`.
+    pub fn reader(self, caller_token: &str) -> Self {
+        let tables = "[reader]\npartitions = 2\n".to_owned();
+        self.service(
+            "reader",
+            TOKEN_READER_RIGHTS,
+            caller_token,
+            "reader",
+            tables,
+        )
+    }
+
+    /// The webhook receiver, at `public_url` for ORCID and listening on `listen`, calling
+    /// the vault with `caller_token`.
+    pub fn webhook_receiver(self, caller_token: &str, public_url: &str, listen: &str) -> Self {
+        let tables = format!(
+            r#"[webhooks]
+public_url = "{public_url}"
+callback_key = "{callback_key}"
+partitions = 2
+
+[webhooks.http]
+listen = "{listen}"
+"#,
+            callback_key = self.callback_key(),
+        );
+        let rights = r#"["client-token:read"]"#;
+        self.service("webhook-receiver", rights, caller_token, "webhooks", tables)
+    }
+
+    /// A service: its `tables`, then `[<section>.vault]` for calling the vault with
+    /// `caller_token`, which the vault knows as `caller` with `rights`.
+    fn service(
+        mut self,
+        caller: &'static str,
+        rights: &'static str,
+        caller_token: &str,
+        section: &str,
+        tables: String,
+    ) -> Self {
+        let vault = format!(
+            "[{section}.vault]\nurl = \"http://127.0.0.1:{}\"\ncaller_token = \"{caller_token}\"\n",
+            self.vault_port
+        );
+        self.callers.push((caller, caller_token.to_owned(), rights));
+        self.sections.push(format!("{tables}\n{vault}"));
+        self
+    }
+
+    /// Tables of the test's own (TOML, as written), after the others.
+    pub fn table(mut self, toml: &str) -> Self {
+        self.sections.push(toml.to_owned());
+        self
+    }
+
+    /// The vault's key (`vault.keys`), to look for where it must not be.
+    pub fn kek(&self) -> &str {
+        self.kek.expose_secret()
+    }
+
+    /// The vault's hand-off key (`vault.handoff_keys`).
+    pub fn handoff_key(&self) -> &str {
+        self.handoff.expose_secret()
+    }
+
+    /// The receiver's callback key (`webhooks.callback_key`).
+    pub fn callback_key(&self) -> &str {
+        self.callback_key.expose_secret()
+    }
+
+    pub fn text(&self) -> String {
+        let sample = self
+            .sample_seconds
+            .map(|s| format!("sample_seconds = {s}\n"))
+            .unwrap_or_default();
+        let mut text = format!(
+            r#"
+[admin]
+listen = "127.0.0.1:0"
+{sample}
+[database]
+url = "{db_url}"
+
+[bus]
+amqp_url = "{amqp}"
+prefix = "{prefix}"
+
+[orcid]
+registry = "{sim_url}"
+client_id = "{client_id}"
+client_secret = "{client_secret}"
+
+[telemetry]
+format = "compact"
+
+[vault]
+port = {vault_port}
+keys = "k1:{kek}"
+active_key = "k1"
+handoff_keys = "hk1:{handoff}"
+"#,
+            db_url = self.db_url,
+            amqp = amqp_url(),
+            prefix = self.prefix,
+            sim_url = self.sim_url,
+            client_id = self.client_id,
+            client_secret = self.client_secret,
+            vault_port = self.vault_port,
+            kek = self.kek(),
+            handoff = self.handoff_key(),
+        );
+        for (name, token, rights) in &self.callers {
+            text.push_str(&format!(
+                "\n[vault.callers.{name}]\ntoken_sha256 = \"{}\"\nrights = {rights}\n",
+                token_vault::token_sha256_hex(token)
+            ));
+        }
+        for section in &self.sections {
+            text.push('\n');
+            text.push_str(section);
+        }
+        text.push_str(
+            r#"
+[institution]
+name = "Boston University"
+city = "Boston"
+country = "US"
+disambiguated_id = "https://ror.org/05qwgg493"
+"#,
+        );
+        text
+    }
+
+    /// Writes `idbridge.toml` into `dir`.
+    pub fn write(&self, dir: &TempDir) -> PathBuf {
+        dir.write("idbridge.toml", self.text().as_bytes())
+    }
 }
 
 /// A fresh bus prefix so parallel tests never share a queue.

@@ -14,7 +14,7 @@ use bus::events::{
 use bus::{OutgoingMessage, Topology};
 use chrono::Utc;
 use orcid::client::{ClientConfig, OrcidClient, UserTokens};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 
 use crate::helpers::*;
 
@@ -24,111 +24,20 @@ const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 const WRITER_TOKEN: &str = "TEST_IDBRIDGE_METRICS_WRITER_0001";
 const RECEIVER_TOKEN: &str = "TEST_IDBRIDGE_METRICS_RECEIVER_01";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The secrets written into the configuration, to look for in the scrape.
-struct Secrets {
-    kek: String,
-    handoff: String,
-    callback_key: String,
-}
-
-fn config_file(
-    dir: &TempDir,
-    db_url: &str,
-    prefix: &str,
-    sim_url: &str,
-    handoff: &SecretString,
-) -> (std::path::PathBuf, Secrets) {
-    let kek = idbridge_crypto::KeyRing::generate_key().expect("key");
-    let callback_key = idbridge_crypto::KeyRing::generate_key().expect("key");
-    let vault_port = free_port();
+/// The file for `serve token-vault writer webhook-receiver`: the receiver on a port of its
+/// own (its public URL names it) and a rate limit that a few callbacks exhaust.
+fn serve_config(db_url: &str, prefix: &str, sim_url: &str, handoff: &SecretString) -> ServeConfig {
     let receiver_port = free_port();
-    let text = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-sample_seconds = 1
-
-[database]
-url = "{db_url}"
-
-[bus]
-amqp_url = "{amqp}"
-prefix = "{prefix}"
-
-[orcid]
-registry = "{sim_url}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-
-[telemetry]
-format = "compact"
-
-[vault]
-port = {vault_port}
-keys = "k1:{kek}"
-active_key = "k1"
-handoff_keys = "hk1:{handoff}"
-
-[vault.callers.writer]
-token_sha256 = "{writer_hash}"
-rights = ["token:read", "connections:list", "connections:revoke"]
-
-[vault.callers.webhook-receiver]
-token_sha256 = "{receiver_hash}"
-rights = ["client-token:read"]
-
-[writer]
-partitions = 2
-
-[writer.http]
-listen = "127.0.0.1:0"
-
-[writer.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{WRITER_TOKEN}"
-
-[webhooks]
-public_url = "http://127.0.0.1:{receiver_port}"
-callback_key = "{callback_key}"
-partitions = 2
-
-[webhooks.http]
-listen = "127.0.0.1:{receiver_port}"
-
-[webhooks.rate_limit]
-per_minute = 1
-burst = 2
-
-[webhooks.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{RECEIVER_TOKEN}"
-
-[institution]
-name = "Boston University"
-city = "Boston"
-country = "US"
-disambiguated_id = "https://ror.org/05qwgg493"
-"#,
-        amqp = amqp_url(),
-        kek = kek.expose_secret(),
-        handoff = handoff.expose_secret(),
-        writer_hash = token_vault::token_sha256_hex(WRITER_TOKEN),
-        receiver_hash = token_vault::token_sha256_hex(RECEIVER_TOKEN),
-        callback_key = callback_key.expose_secret(),
-    );
-    let secrets = Secrets {
-        kek: kek.expose_secret().to_owned(),
-        handoff: handoff.expose_secret().to_owned(),
-        callback_key: callback_key.expose_secret().to_owned(),
-    };
-    (dir.write("idbridge.toml", text.as_bytes()), secrets)
+    ServeConfig::new(db_url, prefix, sim_url, CLIENT_ID, CLIENT_SECRET)
+        .sample_seconds(1)
+        .handoff(handoff)
+        .writer(WRITER_TOKEN, "127.0.0.1:0")
+        .webhook_receiver(
+            RECEIVER_TOKEN,
+            &format!("http://127.0.0.1:{receiver_port}"),
+            &format!("127.0.0.1:{receiver_port}"),
+        )
+        .table("[webhooks.rate_limit]\nper_minute = 1\nburst = 2\n")
 }
 
 /// The value of the sample `series` (name and labels exactly as rendered), if present.
@@ -260,7 +169,8 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
     let dir = TempDir::new();
     let (handoff_private, handoff_public) =
         token_vault::handoff::generate_handoff_key().expect("hand-off key");
-    let (file, secrets) = config_file(&dir, &db_url, &prefix, &sim_url, &handoff_private);
+    let config = serve_config(&db_url, &prefix, &sim_url, &handoff_private);
+    let file = config.write(&dir);
     let writer_config = writer::config::WriterConfig::load(Some(&file)).expect("config");
     let receiver_config =
         webhook_receiver::config::ReceiverConfig::load(Some(&file)).expect("config");
@@ -276,21 +186,11 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
         ],
     };
 
-    let mut process = Running::spawn(idbridge(&[
-        "serve",
-        "token-vault",
-        "writer",
-        "webhook-receiver",
-        "--config",
-        file.to_str().expect("utf-8"),
-    ]));
-    let admin_line =
-        tokio::task::block_in_place(|| process.wait_line("idbridge admin listening on "));
-    let admin = admin_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the admin URL")
-        .to_owned();
+    let mut process = Running::spawn(serve_command(
+        &["token-vault", "writer", "webhook-receiver"],
+        &file,
+    ));
+    let admin = process.admin_url();
     let receiver_line =
         tokio::task::block_in_place(|| process.wait_line("webhook-receiver callbacks on port "));
     let receiver_port: u16 = receiver_line
@@ -389,19 +289,7 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
 
     // A researcher connects. The token response is sealed as the portal does, but says the
     // token expires within the hour: the vault refreshes it at ORCID on its first use.
-    let user: serde_json::Value = reqwest::Client::new()
-        .post(format!("{sim_url}/_sim/users"))
-        .json(
-            &serde_json::json!({"given-names": "Josiah", "family-name": "Carberry",
-            "email": "jc-metrics@example.invalid", "password": "pw-pw-pw-pw"}),
-        )
-        .send()
-        .await
-        .expect("create a researcher")
-        .json()
-        .await
-        .expect("JSON");
-    let orcid_text = user["orcid"].as_str().expect("an iD").to_owned();
+    let orcid_text = sim_researcher(&sim_url, "jc-metrics@example.invalid").await;
     let orcid = orcid::OrcidId::parse(&orcid_text).expect("an iD");
     let mut tokens = authorize(&sim_url, &orcid_text).await;
     tokens.expires_in = Some(Duration::from_secs(3600));
@@ -528,9 +416,9 @@ async fn serve_metrics_show_queues_states_refreshes_callbacks_and_no_secret() {
         ("client secret", CLIENT_SECRET),
         ("writer caller token", WRITER_TOKEN),
         ("receiver caller token", RECEIVER_TOKEN),
-        ("vault key", secrets.kek.as_str()),
-        ("hand-off key", secrets.handoff.as_str()),
-        ("callback key", secrets.callback_key.as_str()),
+        ("vault key", config.kek()),
+        ("hand-off key", config.handoff_key()),
+        ("callback key", config.callback_key()),
         ("AMQP password", "guest@"),
     ] {
         assert!(!text.contains(secret), "the scrape shows the {what}");

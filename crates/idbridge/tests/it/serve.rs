@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use bus::Topology;
 use bus::events::exchanges;
 use sea_orm::{ConnectionTrait, Database, Statement};
-use secrecy::ExposeSecret;
 
 use crate::helpers::*;
 
@@ -16,102 +15,24 @@ const WRITER_TOKEN: &str = "TEST_IDBRIDGE_WRITER_TOKEN_0001";
 const READER_TOKEN: &str = "TEST_IDBRIDGE_READER_TOKEN_0001";
 const RECEIVER_TOKEN: &str = "TEST_IDBRIDGE_RECEIVER_TOKEN_001";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// One configuration file for the command and the services.
+fn config_file(dir: &TempDir, db_url: &str, prefix: &str, sim_url: &str) -> std::path::PathBuf {
+    ServeConfig::new(db_url, prefix, sim_url, CLIENT_ID, CLIENT_SECRET)
+        .writer(WRITER_TOKEN, "127.0.0.1:0")
+        .reader(READER_TOKEN)
+        .webhook_receiver(RECEIVER_TOKEN, "http://127.0.0.1:9/hooks", "127.0.0.1:0")
+        .write(dir)
 }
 
-/// One configuration file for the command and both services.
-fn config_file(dir: &TempDir, db_url: &str, prefix: &str, sim_url: &str) -> std::path::PathBuf {
-    let kek = idbridge_crypto::KeyRing::generate_key().expect("key");
-    let (handoff, _) = token_vault::handoff::generate_handoff_key().expect("hand-off key");
-    let vault_port = free_port();
-    let text = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[database]
-url = "{db_url}"
-
-[bus]
-amqp_url = "{amqp}"
-prefix = "{prefix}"
-
-[orcid]
-registry = "{sim_url}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-
-[telemetry]
-format = "compact"
-
-[vault]
-port = {vault_port}
-keys = "k1:{kek}"
-active_key = "k1"
-handoff_keys = "hk1:{handoff}"
-
-[vault.callers.writer]
-token_sha256 = "{hash}"
-rights = ["token:read", "connections:list", "connections:revoke"]
-
-[vault.callers.reader]
-token_sha256 = "{reader_hash}"
-rights = ["token:read", "connections:list", "connections:revoke"]
-
-[vault.callers.webhook-receiver]
-token_sha256 = "{receiver_hash}"
-rights = ["client-token:read"]
-
-[writer]
-partitions = 2
-
-[writer.http]
-listen = "127.0.0.1:0"
-
-[writer.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{WRITER_TOKEN}"
-
-[reader]
-partitions = 2
-
-[reader.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{READER_TOKEN}"
-
-[webhooks]
-public_url = "http://127.0.0.1:9/hooks"
-callback_key = "{callback_key}"
-partitions = 2
-
-[webhooks.http]
-listen = "127.0.0.1:0"
-
-[webhooks.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{RECEIVER_TOKEN}"
-
-[institution]
-name = "Boston University"
-city = "Boston"
-country = "US"
-disambiguated_id = "https://ror.org/05qwgg493"
-"#,
-        amqp = amqp_url(),
-        kek = kek.expose_secret(),
-        handoff = handoff.expose_secret(),
-        hash = token_vault::token_sha256_hex(WRITER_TOKEN),
-        reader_hash = token_vault::token_sha256_hex(READER_TOKEN),
-        receiver_hash = token_vault::token_sha256_hex(RECEIVER_TOKEN),
-        callback_key = idbridge_crypto::KeyRing::generate_key()
-            .expect("key")
-            .expose_secret(),
-    );
-    dir.write("idbridge.toml", text.as_bytes())
+/// orcid-sim with this file's client.
+async fn simulator() -> orcid_sim::SimHandle {
+    orcid_sim::spawn(orcid_sim::SimConfig::for_tests().with_client(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        "http://127.0.0.1:9/cb",
+    ))
+    .await
+    .expect("simulator")
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -247,34 +168,17 @@ async fn insert_registration(db_url: &str, orcid: &str, person_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_is_healthy_ready_and_stops_on_sigterm() {
-    let sim = orcid_sim::spawn(orcid_sim::SimConfig::for_tests().with_client(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        "http://127.0.0.1:9/cb",
-    ))
-    .await
-    .expect("simulator");
+    let sim = simulator().await;
     let (db_url, db_name) = create_database().await;
     let prefix = prefix();
     let dir = TempDir::new();
     let file = config_file(&dir, &db_url, &prefix, sim.base_url());
 
-    let mut process = Running::spawn(idbridge(&[
-        "serve",
-        "writer",
-        "token-vault",
-        "reader",
-        "webhook-receiver",
-        "--config",
-        file.to_str().expect("utf-8"),
-    ]));
-    let admin_line =
-        tokio::task::block_in_place(|| process.wait_line("idbridge admin listening on "));
-    let admin = admin_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the admin URL")
-        .to_owned();
+    let mut process = Running::spawn(serve_command(
+        &["writer", "token-vault", "reader", "webhook-receiver"],
+        &file,
+    ));
+    let admin = process.admin_url();
 
     let (status, body) = get(&format!("{admin}/healthz")).await;
     assert_eq!(status, 200, "{body}");
@@ -329,19 +233,7 @@ async fn serve_is_healthy_ready_and_stops_on_sigterm() {
     // `webhooks reregister` with the same file, the vault of this process giving the
     // /webhook token: a researcher the simulator knows is registered again (created), an
     // iD it does not know fails with its reason, and the exit code says so.
-    let user: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/_sim/users", sim.base_url()))
-        .json(
-            &serde_json::json!({"given-names": "Josiah", "family-name": "Carberry",
-            "email": "jc@example.invalid", "password": "pw-pw-pw-pw"}),
-        )
-        .send()
-        .await
-        .expect("create a researcher")
-        .json()
-        .await
-        .expect("JSON");
-    let known = user["orcid"].as_str().expect("an iD").to_owned();
+    let known = sim_researcher(sim.base_url(), "jc@example.invalid").await;
     let unknown = "0000-0002-1825-0097";
     insert_registration(&db_url, &known, "p-known").await;
     insert_registration(&db_url, unknown, "p-unknown").await;
@@ -422,30 +314,13 @@ async fn serve_is_healthy_ready_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_names_what_is_down() {
-    let sim = orcid_sim::spawn(orcid_sim::SimConfig::for_tests().with_client(
-        CLIENT_ID,
-        CLIENT_SECRET,
-        "http://127.0.0.1:9/cb",
-    ))
-    .await
-    .expect("simulator");
+    let sim = simulator().await;
     let (db_url, db_name) = create_database().await;
     let prefix = prefix();
     let dir = TempDir::new();
     let file = config_file(&dir, &db_url, &prefix, sim.base_url());
-    let mut process = Running::spawn(idbridge(&[
-        "serve",
-        "token-vault",
-        "--config",
-        file.to_str().expect("utf-8"),
-    ]));
-    let admin_line =
-        tokio::task::block_in_place(|| process.wait_line("idbridge admin listening on "));
-    let admin = admin_line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the admin URL")
-        .to_owned();
+    let mut process = Running::spawn(serve_command(&["token-vault"], &file));
+    let admin = process.admin_url();
     tokio::task::block_in_place(|| process.wait_line("idbridge serving: token-vault"));
     let (status, body) = get(&format!("{admin}/readyz")).await;
     assert_eq!(status, 200, "{body}");

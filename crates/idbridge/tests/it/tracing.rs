@@ -650,21 +650,12 @@ mod otlp {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// `serve writer token-vault` with `OTEL_EXPORTER_OTLP_ENDPOINT` set: an HR system's call
 /// with a `traceparent` becomes, in the spans the process exports, the parent of the
 /// writer's request span, whose outbox message is published and handled in the same trace,
 /// and whose call to the vault (over HTTP, in another actix server) is in it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_exports_one_trace_over_otlp_across_http_and_the_broker() {
-    use secrecy::ExposeSecret as _;
-
     let (otlp_port, exported) = otlp::receiver();
     let sim = orcid_sim::spawn(orcid_sim::SimConfig::for_tests().with_client(
         CLIENT_ID,
@@ -676,80 +667,21 @@ async fn serve_exports_one_trace_over_otlp_across_http_and_the_broker() {
     let (db_url, db_name) = create_database().await;
     let prefix = prefix();
     let dir = TempDir::new();
-    let kek = idbridge_crypto::KeyRing::generate_key().expect("key");
-    let (handoff, _) = token_vault::handoff::generate_handoff_key().expect("hand-off key");
-    let (vault_port, writer_port) = (free_port(), free_port());
+    let writer_port = free_port();
     let writer_token = "TEST_TRACE_WRITER_TOKEN_0001";
-    let file = dir.write(
-        "idbridge.toml",
-        format!(
-            r#"
-[admin]
-listen = "127.0.0.1:0"
-
-[database]
-url = "{db_url}"
-
-[bus]
-amqp_url = "{amqp}"
-prefix = "{prefix}"
-
-[orcid]
-registry = "{sim}"
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-
-[telemetry]
-format = "compact"
-
-[vault]
-port = {vault_port}
-keys = "k1:{kek}"
-active_key = "k1"
-handoff_keys = "hk1:{handoff}"
-
-[vault.callers.writer]
-token_sha256 = "{writer_hash}"
-rights = ["token:read", "connections:list", "connections:revoke"]
-
-[writer]
-partitions = 2
-
-[writer.http]
-listen = "127.0.0.1:{writer_port}"
-
-[[writer.http.callers]]
+    let file = ServeConfig::new(&db_url, &prefix, sim.base_url(), CLIENT_ID, CLIENT_SECRET)
+        .writer(writer_token, &format!("127.0.0.1:{writer_port}"))
+        .table(&format!(
+            r#"[[writer.http.callers]]
 name = "hr-system"
-token_sha256 = "{hr_hash}"
+token_sha256 = "{}"
 rights = ["hr-events:write"]
-
-[writer.vault]
-url = "http://127.0.0.1:{vault_port}"
-caller_token = "{writer_token}"
-
-[institution]
-name = "Boston University"
-city = "Boston"
-country = "US"
-disambiguated_id = "{ROR_ID}"
 "#,
-            amqp = amqp_url(),
-            sim = sim.base_url(),
-            kek = kek.expose_secret(),
-            handoff = handoff.expose_secret(),
-            writer_hash = token_vault::token_sha256_hex(writer_token),
-            hr_hash = writer::api::token_sha256_hex(HR_TOKEN),
-        )
-        .as_bytes(),
-    );
+            writer::api::token_sha256_hex(HR_TOKEN)
+        ))
+        .write(&dir);
 
-    let mut command = idbridge(&[
-        "serve",
-        "writer",
-        "token-vault",
-        "--config",
-        file.to_str().expect("utf-8"),
-    ]);
+    let mut command = serve_command(&["writer", "token-vault"], &file);
     command
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
