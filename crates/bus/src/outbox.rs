@@ -15,6 +15,17 @@
 //! transaction open, stops at the first failure, then marks what went out as sent and
 //! releases the rest. No database lock is held while talking to the broker.
 //!
+//! The lease is short ([`RelayConfig::lease`], 5 s by default) and the relay renews it every
+//! third of it while it publishes the batch, also while one publish waits for its confirm.
+//! It starts no publish with less than half the lease known to be left (a renewal failed),
+//! and stops the batch when a renewal finds rows no longer its own. So the rows of a relay
+//! whose process died (SIGKILL, OOM, a lost node) go to the other relays, or to the same
+//! service restarted, once its lease runs out, seconds later. Besides a crash between the
+//! confirm and the "sent" mark, a row goes out twice when marking it sent fails, or when no
+//! renewal reached the database in time while its publish was in flight and another relay
+//! took it meanwhile; consumers' inboxes absorb that too. Replicas compare `lease_until`
+//! with their own clocks: they must agree to well within half a lease.
+//!
 //! A row the broker *refuses* (no queue bound: [`BusError::Unroutable`]; a missing
 //! exchange; a nack; an unreadable row) counts an attempt in its `attempts` column, keeps
 //! the error in `last_error` and is held back for a growing, jittered delay, so the rows
@@ -25,17 +36,14 @@
 //! row simply waits. Rows go out in insertion order except around a refused row, so
 //! consumers must not rely on ordering.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, QueryResult, TransactionTrait,
     sea_query::{Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, Order, Query},
 };
-use tokio::sync::Notify;
+use tokio::{sync::Notify, time::Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -258,14 +266,17 @@ pub struct RelayConfig {
     /// Longest hold of a refused row before its next try (holds double from
     /// `poll_interval`, jittered).
     pub max_row_delay: Duration,
-    /// How long the rows of a batch belong to this relay; it stops publishing a batch after
-    /// half of it, so that another relay never takes rows this one is still sending.
+    /// How long the rows of a batch belong to this relay without a renewal. The relay
+    /// renews the lease every third of it while it publishes the batch and starts no publish
+    /// with less than half of it left, so another relay does not take rows this one is
+    /// still sending; rows leased by a relay that died wait this long for another relay.
     pub lease: Duration,
 }
 
 impl Default for RelayConfig {
     /// 100 rows, 250 ms, back-off up to 10 s; a refused row is retried with holds doubling
-    /// up to 5 min and skipped after 20 refusals (about an hour); leases of 60 s.
+    /// up to 5 min and skipped after 20 refusals (about an hour); leases of 5 s, renewed
+    /// while a batch is being published.
     fn default() -> Self {
         Self {
             batch_size: 100,
@@ -273,7 +284,7 @@ impl Default for RelayConfig {
             max_backoff: Duration::from_secs(10),
             max_attempts: 20,
             max_row_delay: Duration::from_secs(300),
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -351,9 +362,24 @@ fn refused(error: &BusError) -> bool {
     }
 }
 
+/// The lease on the rows of one batch, as far as this relay knows.
+struct Held<'a> {
+    owner: &'a str,
+    /// Rows leased: they stay this relay's (owner set, not sent) until `settle`.
+    rows: u64,
+    /// When the lease runs out at the latest (counted from before the statement that set it).
+    expires: Instant,
+    /// When to renew it next.
+    renew_at: Instant,
+    /// A renewal found fewer rows than leased: their lease ran out and another relay took
+    /// them.
+    lost: bool,
+}
+
 /// How a round ended.
 enum Stop {
-    /// Every leased row went out (or the lease ran short and the rest were released).
+    /// Every leased row went out (or the lease ran short or was lost, and the rest were
+    /// released).
     Done,
     /// The broker refused `row`.
     Refused(Row, BusError),
@@ -383,12 +409,18 @@ impl OutboxRelay {
         self.wake.clone()
     }
 
+    /// `lease_until` for a lease taken or renewed now.
+    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.config.lease).unwrap_or_default()
+    }
+
     /// Leases the next rows for this round (one statement, no transaction kept open) and
     /// reads them.
-    async fn lease(&self, owner: &str) -> Result<Vec<Row>, BusError> {
+    async fn lease<'a>(&self, owner: &'a str) -> Result<(Held<'a>, Vec<Row>), BusError> {
         let table = col(&self.outbox.table);
+        let asked = Instant::now();
         let now = Utc::now();
-        let until = now + chrono::Duration::from_std(self.config.lease).unwrap_or_default();
+        let until = self.lease_until(now);
         let mut pick = Query::select()
             .column(col("seq"))
             .from(table.clone())
@@ -412,8 +444,15 @@ impl OutboxRelay {
             .value(col("lease_until"), until)
             .and_where(Expr::col(col("seq")).in_subquery(pick))
             .to_owned();
+        let held = Held {
+            owner,
+            rows: 0,
+            expires: asked + self.config.lease,
+            renew_at: asked + self.config.lease / 3,
+            lost: false,
+        };
         if self.db.execute(&lease).await?.rows_affected() == 0 {
-            return Ok(Vec::new());
+            return Ok((held, Vec::new()));
         }
         let select = Query::select()
             .columns([
@@ -431,13 +470,76 @@ impl OutboxRelay {
             .and_where(Expr::col(col("lease_owner")).eq(owner))
             .order_by(col("seq"), Order::Asc)
             .to_owned();
-        Ok(self
+        let rows = self
             .db
             .query_all(&select)
             .await?
             .iter()
             .map(read_row)
-            .collect::<Result<Vec<Row>, DbErr>>()?)
+            .collect::<Result<Vec<Row>, DbErr>>()?;
+        let held = Held {
+            rows: u64::try_from(rows.len()).unwrap_or(u64::MAX),
+            ..held
+        };
+        Ok((held, rows))
+    }
+
+    /// Pushes the lease of the batch `held` describes a full `lease` further. A database
+    /// error leaves it as it was (logged; tried again soon); rows missing from the renewal
+    /// mark it lost.
+    async fn renew(&self, held: &mut Held<'_>) {
+        let asked = Instant::now();
+        let renew = Query::update()
+            .table(col(&self.outbox.table))
+            .value(col("lease_until"), self.lease_until(Utc::now()))
+            .and_where(Expr::col(col("lease_owner")).eq(held.owner))
+            .and_where(Expr::col(col("sent_at")).is_null())
+            .to_owned();
+        match self.db.execute(&renew).await {
+            Ok(result) => {
+                held.expires = asked + self.config.lease;
+                held.renew_at = asked + self.config.lease / 3;
+                if result.rows_affected() < held.rows {
+                    held.lost = true;
+                    tracing::warn!(
+                        table = %self.outbox.table,
+                        leased = held.rows,
+                        still_ours = result.rows_affected(),
+                        lease = ?self.config.lease,
+                        "the outbox relay's lease ran out before it could renew it and another relay took rows of its batch; stopping the batch (a row in flight meanwhile may go out twice, inboxes absorb that)"
+                    );
+                }
+            }
+            Err(e) => {
+                // Try again soon; the batch stops once less than half the lease is left.
+                held.renew_at = Instant::now() + self.config.lease / 10;
+                tracing::warn!(
+                    table = %self.outbox.table,
+                    error = %e,
+                    "could not renew the outbox relay's lease; retrying"
+                );
+            }
+        }
+    }
+
+    /// Publishes one leased row, renewing the batch's lease while it waits for the confirm.
+    async fn publish_leased(&self, row: &Row, held: &mut Held<'_>) -> Result<(), BusError> {
+        let message = match &row.message {
+            Ok(message) => message,
+            Err(reason) => return Err(BusError::Config(reason.clone())),
+        };
+        let mandatory = !events::is_notification(&message.envelope.message_type);
+        let publish = self.bus.publish_on(&self.lane, message, mandatory, false);
+        tokio::pin!(publish);
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut publish => return result,
+                // The publish is not polled during the renewal (a short statement): its
+                // confirm is picked up right after.
+                () = tokio::time::sleep_until(held.renew_at) => self.renew(held).await,
+            }
+        }
     }
 
     /// Publishes one batch; returns how many rows were published and marked sent.
@@ -447,26 +549,22 @@ impl OutboxRelay {
     /// it are still marked sent; a refused row counts an attempt and is held back).
     pub async fn relay_once(&self) -> Result<usize, BusError> {
         let owner = Uuid::new_v4().simple().to_string();
-        let rows = self.lease(&owner).await?;
+        let (mut held, rows) = self.lease(&owner).await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let started = Instant::now();
         let mut sent = Vec::new();
         let mut stop = Stop::Done;
         for row in rows {
-            if started.elapsed() > self.config.lease / 2 {
-                break; // the rest are released below, for the next round
+            if Instant::now() >= held.renew_at {
+                self.renew(&mut held).await;
             }
-            let result = match &row.message {
-                Ok(message) => {
-                    let mandatory = !events::is_notification(&message.envelope.message_type);
-                    self.bus
-                        .publish_on(&self.lane, message, mandatory, false)
-                        .await
-                }
-                Err(reason) => Err(BusError::Config(reason.clone())),
-            };
+            // Lost, or too little of it left to be sure nobody else takes this row while it
+            // is in flight (renewals failed): the rest are released below, for the next round.
+            if held.lost || Instant::now() + self.config.lease / 2 > held.expires {
+                break;
+            }
+            let result = self.publish_leased(&row, &mut held).await;
             match result {
                 Ok(()) => sent.push(row.seq),
                 Err(e) if refused(&e) => {

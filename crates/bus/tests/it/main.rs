@@ -9,6 +9,7 @@ mod contracts;
 mod helpers;
 mod memory;
 mod outbox_db;
+mod outbox_lease;
 mod outbox_relay;
 mod partitions;
 mod traces;
