@@ -6,39 +6,47 @@
 //! carries our `self` id, so a section once clean stays clean: what reading first would
 //! find (an item a lost answer created), ORCID's duplicate answer (409, 9021) names instead,
 //! and it is adopted. A row already attempted always reads first. The exception is an
-//! earlier integration posting with the same client id at the same time as idbridge; its
-//! item shows up in the reader's next snapshot, which takes the section off the list here.
+//! earlier integration still posting with the same client id; its item shows up in the
+//! reader's next snapshot (the reader and webhook receiver must run for that), which marks the
+//! section dirty here. Between that post and that snapshot a first item of ours there could
+//! still be posted beside it.
 //!
 //! **Where it is learnt.**
 //! - The writer's own listing of a section ([`Writer::find_ours`]): every item of ours
 //!   there carries one of our `self` ids.
-//! - The reader's *first* snapshot of a record ("record updated" without
-//!   `previous_read_at`, taken when the researcher connects): every item is listed with its
-//!   source, so a section is clean when each item of our client in it is one the ledger
-//!   holds (by put code on this iD). Researchers connect over weeks, so this read is not
-//!   spent when HR's first load for them arrives.
-//! - A later snapshot that shows an item of our client the ledger does not hold takes the
-//!   section off the list.
+//! - The reader's *first* snapshot of an active record ("record updated" with `status`
+//!   active and no `previous_read_at`, taken when the researcher connects): every item is
+//!   listed with its source, so a section is clean when each item of our client in it is one
+//!   the ledger holds (by put code on this iD, same section). HR's first load for researchers
+//!   who connected earlier then costs one call per item; rows already waiting when a
+//!   researcher connects are posted on "connection ready", usually before that snapshot, and
+//!   read first.
+//! - Any snapshot that shows an item of our client the ledger does not hold marks the
+//!   section dirty (a tombstone, so an older "clean" arriving late — a retried message, a
+//!   replayed one, a slow listing — cannot undo it: the newer `seen_at` wins either way).
 //!
-//! Kept in `writer_clean_sections` (every replica, after restarts) and, as a cache, in
-//! memory. Failing to store or read it is logged and costs one listing, never a duplicate:
-//! unknown means "read first".
+//! Kept in `writer_clean_sections` only (no cache: one primary-key lookup per never-attempted
+//! row, so every replica sees a section turn dirty at once). Failing to store or read it is
+//! logged and costs one listing, never a duplicate: unknown means "read first".
 
 use bus::events::{ItemRef, RecordStatus, Section};
 use chrono::{DateTime, Utc};
+use sea_orm::QuerySelect;
 use sea_orm::sea_query::OnConflict;
 
 use super::*;
 use crate::desired::event_section;
 use crate::ledger::clean;
 
-/// What showed a section clean (`writer_clean_sections.basis`).
+/// What a row of `writer_clean_sections` says (its `basis`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Basis {
-    /// The writer read the section.
+    /// Clean: the writer read the section.
     Listing,
-    /// The reader's first snapshot of the record.
+    /// Clean: the reader's first snapshot of the record.
     Snapshot,
+    /// Not clean: a snapshot showed an item of our client the ledger does not hold.
+    Dirty,
 }
 
 impl Basis {
@@ -46,6 +54,7 @@ impl Basis {
         match self {
             Self::Listing => "listing",
             Self::Snapshot => "snapshot",
+            Self::Dirty => "dirty",
         }
     }
 }
@@ -71,8 +80,9 @@ fn ledger_section(section: Section) -> Option<&'static str> {
 }
 
 impl Writer {
-    /// Remembers `sections` of `orcid` as clean, in memory and in the database.
-    pub(super) async fn mark_clean(
+    /// Records what was seen of `sections` of `orcid` at `seen_at`, unless something newer
+    /// is recorded already. A failure is logged: the sections are then read first.
+    pub(super) async fn record_sections(
         &self,
         orcid: &OrcidId,
         sections: &[&str],
@@ -82,7 +92,6 @@ impl Writer {
         if sections.is_empty() {
             return;
         }
-        self.remember_clean(orcid, sections);
         let rows = sections.iter().map(|section| clean::ActiveModel {
             orcid: Set(orcid.to_string()),
             section: Set((*section).to_owned()),
@@ -93,6 +102,9 @@ impl Writer {
             .on_conflict(
                 OnConflict::columns([clean::Column::Orcid, clean::Column::Section])
                     .update_columns([clean::Column::Basis, clean::Column::SeenAt])
+                    .action_and_where(Expr::cust(
+                        "excluded.seen_at > writer_clean_sections.seen_at",
+                    ))
                     .to_owned(),
             )
             .exec_without_returning(&self.inner.db)
@@ -100,62 +112,32 @@ impl Writer {
         if let Err(e) = stored {
             tracing::warn!(
                 error = %e,
-                "could not store sections known clean; another replica or a restart reads them once more"
+                basis = basis.as_str(),
+                "could not record what a listing or snapshot showed of a record's sections; they are read before a first post"
             );
         }
     }
 
-    /// Whether `section` of `orcid` is known clean (memory, then the database). A database
-    /// error answers "not known": the caller reads first.
+    /// Whether `section` of `orcid` is known clean. A database error answers "not known":
+    /// the caller reads first.
     pub(super) async fn is_clean(&self, orcid: &OrcidId, section: &str) -> bool {
-        let key = section_key(orcid, section);
-        if self.clean_memory().contains(&key) {
-            return true;
-        }
         match clean::Entity::find_by_id((orcid.to_string(), section.to_owned()))
             .one(&self.inner.db)
             .await
         {
-            Ok(Some(_)) => {
-                self.remember_clean(orcid, &[section]);
-                true
-            }
-            Ok(None) => false,
+            Ok(found) => found.is_some_and(|row| row.basis != Basis::Dirty.as_str()),
             Err(e) => {
-                tracing::warn!(error = %e, "could not look up a section known clean; reading it first");
+                tracing::warn!(error = %e, "could not look up whether a section is known clean; reading it first");
                 false
             }
         }
     }
 
-    /// Takes `sections` of `orcid` off the list (memory of this process and the database).
-    async fn forget_clean(&self, orcid: &OrcidId, sections: &[&str]) -> Result<(), DbErr> {
-        if sections.is_empty() {
-            return Ok(());
-        }
-        {
-            let mut memory = self.clean_memory();
-            for section in sections {
-                memory.remove(&section_key(orcid, section));
-            }
-        }
-        clean::Entity::delete_many()
-            .filter(clean::Column::Orcid.eq(orcid.to_string()))
-            .filter(clean::Column::Section.is_in(sections.iter().copied()))
-            .exec(&self.inner.db)
-            .await?;
-        Ok(())
-    }
-
-    /// Learns from "record updated": a first snapshot marks every section in which each
-    /// item of our client is one the ledger holds; any snapshot takes off the list a
-    /// section showing an item of our client the ledger does not hold. Nothing is learnt
-    /// from a record that is not active (its items are not listed).
+    /// Learns from "record updated" (see the module docs). Nothing is learnt from a message
+    /// without `status` (an older producer's, whose item lists may be absent) or from a
+    /// record that is not active (its items are not listed).
     pub(super) async fn learn_clean_sections(&self, update: &RecordUpdated) -> Result<(), DbErr> {
-        if update
-            .status
-            .is_some_and(|status| status != RecordStatus::Active)
-        {
+        if update.status != Some(RecordStatus::Active) {
             return Ok(());
         }
         let client_id = self.inner.orcid.client_id();
@@ -168,12 +150,16 @@ impl Writer {
             HashSet::new()
         } else {
             item::Entity::find()
+                .select_only()
+                .column(item::Column::Section)
+                .column(item::Column::PutCode)
                 .filter(item::Column::Orcid.eq(update.orcid.to_string()))
                 .filter(item::Column::PutCode.is_not_null())
+                .into_tuple::<(String, Option<i64>)>()
                 .all(&self.inner.db)
                 .await?
                 .into_iter()
-                .filter_map(|row| row.put_code.map(|put_code| (row.section, put_code)))
+                .filter_map(|(section, put_code)| put_code.map(|p| (section, p)))
                 .collect()
         };
         let unknown_item_of_ours = |section: &str| {
@@ -188,32 +174,23 @@ impl Writer {
         if !dirty.is_empty() {
             tracing::info!(
                 sections = ?dirty,
-                "the record holds items of our client the ledger does not; those sections are read before a first post"
+                "the record holds items of our client the ledger does not hold (an earlier integration's, or ours not committed yet); those sections are read before a first post"
             );
         }
-        self.forget_clean(&update.orcid, &dirty).await?;
+        self.record_sections(&update.orcid, &dirty, Basis::Dirty, update.read_at)
+            .await;
         if update.previous_read_at.is_none() {
-            self.mark_clean(&update.orcid, &clean, Basis::Snapshot, update.read_at)
+            self.record_sections(&update.orcid, &clean, Basis::Snapshot, update.read_at)
                 .await;
         }
         Ok(())
     }
 
-    fn remember_clean(&self, orcid: &OrcidId, sections: &[&str]) {
-        let mut memory = self.clean_memory();
-        if memory.len() + sections.len() > CLEAN_SECTIONS_MAX {
-            memory.clear();
-        }
-        for section in sections {
-            memory.insert(section_key(orcid, section));
-        }
-    }
-
-    fn clean_memory(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
-        self.inner
-            .clean_sections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// Marks `section` of `orcid` dirty now: a row there left the record (the person moved
+    /// to another iD) with the item still on it, so it may be adoptable by another row.
+    pub(super) async fn mark_dirty(&self, orcid: &OrcidId, section: &str) {
+        self.record_sections(orcid, &[section], Basis::Dirty, Utc::now())
+            .await;
     }
 }
 

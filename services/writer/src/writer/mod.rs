@@ -20,7 +20,6 @@
 //! these functions directly.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -58,10 +57,6 @@ mod sync;
 const HR_SOURCE: &str = "hr";
 /// The source name of work events in `writer_events`.
 const WORK_SOURCE: &str = "work";
-
-/// Most (iD, section) pairs remembered as read clean (16 bytes each); when full the memory is
-/// emptied and those sections are read once more.
-const CLEAN_SECTIONS_MAX: usize = 100_000;
 
 /// Choices the configuration makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,9 +139,6 @@ struct Inner {
     refused: Mutex<HashMap<String, String>>,
     /// Invitation e-mails, when enabled ([`Writer::with_invitations`]).
     invitations: OnceLock<Invitations>,
-    /// A cache of `writer_clean_sections` (see [`clean`]): a hash of each (iD, section)
-    /// this process knows holds no item of ours that a new row could adopt.
-    clean_sections: Mutex<HashSet<u64>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -286,13 +278,6 @@ fn token_fingerprint(token: &PersonToken) -> String {
     ))
 }
 
-fn section_key(orcid: &OrcidId, section: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    orcid.hash(&mut hasher);
-    section.hash(&mut hasher);
-    hasher.finish()
-}
-
 fn to_i32(n: Option<u32>) -> Option<i32> {
     n.and_then(|n| i32::try_from(n).ok())
 }
@@ -314,7 +299,6 @@ impl Writer {
                 locks: PersonLocks::default(),
                 refused: Mutex::default(),
                 invitations: OnceLock::new(),
-                clean_sections: Mutex::default(),
             }),
         }
     }

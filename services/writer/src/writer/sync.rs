@@ -46,7 +46,11 @@ impl Writer {
         }
         let orcid = token.orcid.to_string();
         if row.orcid.as_deref().is_some_and(|o| o != orcid) && row.put_code.is_some() {
-            // The person connected another iD: the put code belongs to the old record.
+            // The person connected another iD: the put code belongs to the old record, where
+            // the item stays, held by no row now: that section is no longer known clean.
+            if let Some(old) = row.orcid.as_deref().and_then(|o| o.parse::<OrcidId>().ok()) {
+                self.mark_dirty(&old, &row.section).await;
+            }
             self.apply(
                 &mut row,
                 Change {
@@ -316,6 +320,7 @@ impl Writer {
         run: &Run<'_>,
         taken: &[PutCode],
     ) -> Result<Option<Listed>, orcid::Error> {
+        let listing_started = Utc::now();
         let listed = run
             .body
             .list_ours(
@@ -326,11 +331,11 @@ impl Writer {
             )
             .await?;
         if listed.iter().all(|l| l.has_any_of_ours) {
-            self.mark_clean(
+            self.record_sections(
                 &run.token.orcid,
                 &[row.section.as_str()],
                 clean::Basis::Listing,
-                Utc::now(),
+                listing_started,
             )
             .await;
         }

@@ -11,6 +11,7 @@ use bus::Outcome;
 use bus::events::{ItemRef, OrcidId, RecordStatus, RecordUpdated, Section};
 use chrono::Utc;
 use orcid::model::{Affiliation, AffiliationType, PutCode};
+use sea_orm::ConnectionTrait;
 use serde_json::Value;
 use writer::ledger::ItemState;
 use writer::{WritePolicy, Writer, WriterParts};
@@ -248,6 +249,14 @@ async fn another_writer_on_the_same_ledger_knows_the_section_clean() {
     h.finish().await;
 }
 
+/// Rows of `writer_clean_sections` for `section` (any iD) whose basis is `basis`.
+async fn recorded(h: &Harness, section: &str, basis: &str) -> i64 {
+    h.db.count(&format!(
+        "SELECT count(*) AS n FROM writer_clean_sections WHERE section = '{section}' AND basis = '{basis}'"
+    ))
+    .await
+}
+
 /// "Record updated" as the reader sends it for its first snapshot of `orcid` (every item
 /// listed as added) or for a later one (`previous_read_at` set).
 fn snapshot(orcid: OrcidId, first: bool, added: Vec<ItemRef>) -> RecordUpdated {
@@ -369,14 +378,9 @@ async fn a_first_snapshot_with_an_unknown_item_of_ours_keeps_the_section_read_fi
             .await,
         Outcome::Ack
     );
+    assert_eq!(recorded(&h, "employment", "dirty").await, 1);
     assert_eq!(
-        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
-            .await,
-        0
-    );
-    assert_eq!(
-        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'education'")
-            .await,
+        recorded(&h, "education", "snapshot").await,
         1,
         "the other sections are clean"
     );
@@ -426,27 +430,42 @@ async fn a_later_snapshot_with_an_unknown_item_of_ours_takes_the_section_off_the
         Outcome::Ack
     );
     assert_eq!(
-        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
-            .await,
+        recorded(&h, "employment", "listing").await,
         1,
         "an item the ledger holds keeps the section clean"
     );
+    let dirtied = snapshot(orcid, false, vec![employment(earlier, Some(&client_id))]);
     assert_eq!(
         h.writer
-            .apply_record_updated(
-                &snapshot(orcid, false, vec![employment(earlier, Some(&client_id))]),
-                &writer::Cause::none()
-            )
+            .apply_record_updated(&dirtied, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(recorded(&h, "employment", "dirty").await, 1);
+    // An older first snapshot arriving late (a retried or replayed message) does not make
+    // it clean again.
+    let mut late = snapshot(orcid, true, Vec::new());
+    late.read_at = dirtied.read_at - chrono::Duration::minutes(1);
+    assert_eq!(
+        h.writer
+            .apply_record_updated(&late, &writer::Cause::none())
             .await,
         Outcome::Ack
     );
     assert_eq!(
-        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment'")
-            .await,
-        0
+        recorded(&h, "employment", "dirty").await,
+        1,
+        "the newer wins"
     );
+    assert_eq!(recorded(&h, "education", "snapshot").await, 1);
 
-    assert_eq!(h.drive(&b.event, 5).await, Outcome::Ack);
+    // Another replica, which never saw the snapshot, reads first too.
+    assert_eq!(
+        another_process(&h)
+            .apply_hr_event(&b.event, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
     assert_eq!(listing_reads(&h).await, 2, "B reads first");
     let item = h.item("P-46", "POS-46B").await;
     assert_eq!(item.state, ItemState::InOrcid);
@@ -508,5 +527,70 @@ async fn a_retried_item_reads_the_section_first_even_when_it_was_read_clean() {
             .any(|i| i["put-code"].as_u64() == written.put_code.map(|p| p.get())),
         "{items:#?}"
     );
+    h.finish().await;
+}
+
+/// A first snapshot whose item of our client is one the ledger holds (an item we wrote
+/// before the reader's first read) counts the section as clean.
+#[tokio::test]
+async fn a_first_snapshot_with_only_items_the_ledger_holds_is_clean() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-47").await;
+    let a = hire("P-47", "POS-47A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    let held = h.item("P-47", "POS-47A").await.put_code.expect("put code");
+    // Forget the listing, so only the snapshot can say clean.
+    h.db.db
+        .execute_unprepared("DELETE FROM writer_clean_sections")
+        .await
+        .expect("delete");
+    let client_id = h.client.client_id().to_owned();
+    assert_eq!(
+        h.writer
+            .apply_record_updated(
+                &snapshot(orcid, true, vec![employment(held, Some(&client_id))]),
+                &writer::Cause::none()
+            )
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(recorded(&h, "employment", "snapshot").await, 1);
+
+    let b = hire("P-47", "POS-47B", "2026-02-01").role("Lecturer");
+    assert_eq!(h.apply(&b.event).await, Outcome::Ack);
+    assert_eq!(
+        listing_reads(&h).await,
+        1,
+        "only A's listing: B posted at once"
+    );
+    h.finish().await;
+}
+
+/// Nothing is learnt from a message without `status` (an older producer's, whose item lists
+/// may be missing) or from a record that is not active.
+#[tokio::test]
+async fn snapshots_without_status_or_of_inactive_records_teach_nothing() {
+    let h = Harness::new().await;
+    let orcid = h.connected("P-48").await;
+    let mut old_producer = snapshot(orcid, true, Vec::new());
+    old_producer.status = None;
+    let mut deactivated = snapshot(orcid, true, Vec::new());
+    deactivated.status = Some(RecordStatus::Deactivated);
+    for update in [old_producer, deactivated] {
+        assert_eq!(
+            h.writer
+                .apply_record_updated(&update, &writer::Cause::none())
+                .await,
+            Outcome::Ack
+        );
+    }
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections")
+            .await,
+        0
+    );
+    let a = hire("P-48", "POS-48A", "2026-01-01");
+    assert_eq!(h.apply(&a.event).await, Outcome::Ack);
+    assert_eq!(listing_reads(&h).await, 1, "read first");
     h.finish().await;
 }

@@ -34,5 +34,52 @@ async fn hire_and_leave_on_sqlite() {
         Some("2026")
     );
     assert_eq!(h.db.outbox_types().await, ["item-written", "item-written"]);
+
+    // Sections known clean work on SQLite too: the listing is recorded, a second position is
+    // posted without reading, and a newer snapshot's "dirty" replaces the older "clean".
+    let clean = "SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment' AND basis = 'listing'";
+    assert_eq!(h.db.count(clean).await, 1);
+    let second = super::helpers::hire("P-70", "POS-71", "2026-02-01");
+    assert_eq!(h.apply(&second.event).await, Outcome::Ack);
+    assert_eq!(
+        calls(
+            &sim_stats(&h.sim).await,
+            "GET /v3.0/{orcid}/employments",
+            "200"
+        ),
+        1,
+        "one listing for both positions"
+    );
+    let update = bus::events::RecordUpdated {
+        orcid,
+        person_id: None,
+        last_modified: None,
+        changed_sections: Vec::new(),
+        deleted_items: Vec::new(),
+        read_at: chrono::Utc::now(),
+        previous_read_at: Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        added: vec![bus::events::ItemRef {
+            section: bus::events::Section::Employment,
+            put_code: 999_999,
+            source_client_id: Some(h.client.client_id().to_owned()),
+            title: None,
+        }],
+        changed: Vec::new(),
+        removed: Vec::new(),
+        status: Some(bus::events::RecordStatus::Active),
+        primary_orcid: None,
+    };
+    assert_eq!(
+        h.writer
+            .apply_record_updated(&update, &writer::Cause::none())
+            .await,
+        Outcome::Ack
+    );
+    assert_eq!(h.db.count(clean).await, 0);
+    assert_eq!(
+        h.db.count("SELECT count(*) AS n FROM writer_clean_sections WHERE section = 'employment' AND basis = 'dirty'")
+            .await,
+        1
+    );
     h.finish().await;
 }

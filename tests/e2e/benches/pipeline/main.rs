@@ -25,8 +25,8 @@
 //! Environment: `BENCH_EVENTS` (N, default 500), `BENCH_LIMITED_EVENTS` (M, researchers of
 //! part 3, default 240: about 30 s at 24 requests/s), `BENCH_SERVICES` /
 //! `BENCH_LIMITED_SERVICES` (`all`, `write` = token vault and writer, `write+read` = and the
-//! reader, or names; defaults `all` and `write+read`), `BENCH_PARTITIONS` (the writer's `writer.partitions`; default:
-//! the writer's own default), `BENCH_AMQP_MESSAGES` (default 5000), `BENCH_SIM_SECONDS`
+//! reader, or names; defaults `all` and `write+read`), `BENCH_PARTITIONS` (the writer's
+//! `writer.partitions`; default: the writer's own default), `BENCH_AMQP_MESSAGES` (default 5000), `BENCH_SIM_SECONDS`
 //! (window of the simulator's raw run, default 5), `BENCH_LIMITED_RATE` / `BENCH_LIMITED_BURST`
 //! (the services' `[orcid.rate_limit]` in part 3, default 24 and 30: ORCID's rate with ten
 //! requests of headroom below its burst), `BENCH_MALLOC_ARENA_MAX` (`MALLOC_ARENA_MAX` of the

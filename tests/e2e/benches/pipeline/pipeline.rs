@@ -65,6 +65,8 @@ pub struct PipelineRun {
     pub stats: String,
     pub memory: Vec<ProcessMemory>,
     pub connect_seconds: f64,
+    /// Member API requests while researchers connected (the reader's first snapshots).
+    pub connect_requests: u64,
 }
 
 impl PipelineRun {
@@ -125,8 +127,8 @@ impl PipelineRun {
             );
         }
         println!(
-            "connected {} researchers in {:.1} s (simulator OAuth + sealed hand-off + \"iD connected\")",
-            self.events, self.connect_seconds
+            "connected {} researchers in {:.1} s (simulator OAuth + sealed hand-off + \"iD connected\"); {} member API requests meanwhile (the reader's first snapshots, webhook registrations), not counted below",
+            self.events, self.connect_seconds, self.connect_requests
         );
         for r in &self.rounds {
             let what = match (self.limited, r.round) {
@@ -373,6 +375,9 @@ async fn measure(
         }
     }
     let connect_seconds = connect_started.elapsed().as_secs_f64();
+    // The reader's first reads (and webhook registrations) spend the same rate limit, at
+    // connection time: counted here, before the rounds.
+    let connect_requests = sim::api_requests(&sim::stats(&base).await?);
     sim::clear_stats(&base).await?;
 
     let mut rounds = Vec::new();
@@ -432,6 +437,7 @@ async fn measure(
         stats: serde_json::to_string(&stats)?,
         memory,
         connect_seconds,
+        connect_requests,
     })
 }
 
