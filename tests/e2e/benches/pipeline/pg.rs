@@ -9,9 +9,11 @@
 //! 1. `Inbox::contains` (SELECT);
 //! 2. merge, one transaction: the latest item row, the event row, INSERT item, INSERT event,
 //!    INSERT history row;
-//! 3. the put codes other rows hold (SELECT);
+//! 3. whether the section is known clean (SELECT by primary key) and, when it is not, the
+//!    put codes other rows hold (SELECT);
 //! 4. one rate-limit permit per ORCID call (the real [`SharedRateLimiter`] upsert; the
-//!    writer makes `orcid_calls` calls per new item: read the section, then post);
+//!    writer makes `orcid_calls` calls per new item: one post on a section known clean,
+//!    else read the section, then post);
 //! 5. "written", one transaction: UPDATE item, INSERT history row, INSERT "item written"
 //!    into the outbox;
 //! 6. `Inbox::claim` (INSERT … ON CONFLICT DO NOTHING);
@@ -292,18 +294,27 @@ async fn one_event(
     .await?;
     txn.commit().await?;
 
-    // 3. Put codes other rows hold.
-    db.query_all_raw(stmt(
-        "SELECT * FROM writer_items WHERE (person_id = $1 OR orcid = $2) AND section = $3 \
-         AND id <> $4",
-        vec![
-            person.clone().into(),
-            orcid_text.clone().into(),
-            "employment".into(),
-            item_id.into(),
-        ],
+    // 3. Whether the section is known clean; when it is not (the run made two ORCID calls
+    //    per event: read, then post), the put codes other rows hold.
+    db.query_one_raw(stmt(
+        "SELECT orcid, section, basis, seen_at FROM writer_clean_sections \
+         WHERE orcid = $1 AND section = $2",
+        vec![orcid_text.clone().into(), "employment".into()],
     ))
     .await?;
+    if orcid_calls >= 2 {
+        db.query_all_raw(stmt(
+            "SELECT * FROM writer_items WHERE (person_id = $1 OR orcid = $2) AND section = $3 \
+             AND id <> $4",
+            vec![
+                person.clone().into(),
+                orcid_text.clone().into(),
+                "employment".into(),
+                item_id.into(),
+            ],
+        ))
+        .await?;
+    }
 
     // 4. A permit per ORCID call.
     for _ in 0..orcid_calls {
