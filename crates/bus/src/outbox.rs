@@ -17,14 +17,23 @@
 //!
 //! The lease is short ([`RelayConfig::lease`], 5 s by default) and the relay renews it every
 //! third of it while it publishes the batch, also while one publish waits for its confirm.
-//! It starts no publish with less than half the lease known to be left (a renewal failed),
-//! and stops the batch when a renewal finds rows no longer its own. So the rows of a relay
-//! whose process died (SIGKILL, OOM, a lost node) go to the other relays, or to the same
-//! service restarted, once its lease runs out, seconds later. Besides a crash between the
-//! confirm and the "sent" mark, a row goes out twice when marking it sent fails, or when no
-//! renewal reached the database in time while its publish was in flight and another relay
-//! took it meanwhile; consumers' inboxes absorb that too. Replicas compare `lease_until`
-//! with their own clocks: they must agree to well within half a lease.
+//! The database computes and compares `lease_until` with its own clock, so the replicas'
+//! clocks need not agree. The relay starts no publish with less than half the lease known to
+//! be left (renewals failed), and stops the batch when a renewal finds rows no longer its
+//! own. One publish holds the batch for at most [`PUBLISH_WAIT_LIMIT`] (the bus's own
+//! publish timeout, `AmqpConfig::publish_timeout`, normally ends it first): the batch then
+//! stops and the rest is released, so a relay stuck on a broker connection that stopped
+//! answering does not keep its rows. So the rows of a relay whose process died (SIGKILL,
+//! OOM, a lost node) go to the other relays, or to the same service restarted, once its
+//! lease runs out, seconds later.
+//!
+//! Besides a crash between the confirm and the "sent" mark, a row goes out twice when
+//! marking it sent fails, and when the lease of a live relay runs out (no renewal reached
+//! the database in time): another relay then takes every row of the batch not yet marked
+//! sent, those already published included (a batch is marked sent at its end), so up to a
+//! whole batch can go out twice. The first relay still marks the rows it published as sent
+//! when its batch ends, although they are no longer its own, and the other relay stops its
+//! batch at its next renewal, when it finds them gone. Consumers' inboxes absorb the copies.
 //!
 //! A row the broker *refuses* (no queue bound: [`BusError::Unroutable`]; a missing
 //! exchange; a nack; an unreadable row) counts an attempt in its `attempts` column, keeps
@@ -250,6 +259,50 @@ fn attempt_limit(max_attempts: u32) -> i32 {
     i32::try_from(max_attempts).unwrap_or(i32::MAX)
 }
 
+/// The shortest [`RelayConfig::lease`]: a shorter one counts as this (a renewal, one
+/// database write every third of the lease, needs a few hundred milliseconds to get through).
+pub const MIN_LEASE: Duration = Duration::from_secs(1);
+
+/// The longest one publish holds a batch, renewing its lease, before the relay gives up on
+/// it (the row counts no attempt) and releases the rest of the batch. The bus's own limit,
+/// `AmqpConfig::publish_timeout` (30 s by default), normally ends a hung publish first.
+pub const PUBLISH_WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// SQLite stores times as text: this format sorts like the RFC 3339 text sqlx writes for a
+/// `DateTime<Utc>` (`...T05:01:45.123456+00:00`), so both compare as times.
+const SQLITE_NOW: &str = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')";
+
+/// The database's current time, so that every replica compares leases against one clock.
+fn db_now(backend: DatabaseBackend) -> Result<Expr, BusError> {
+    match backend {
+        DatabaseBackend::Postgres => Ok(Expr::cust("CURRENT_TIMESTAMP")),
+        DatabaseBackend::Sqlite => Ok(Expr::cust(SQLITE_NOW)),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// The database's current time plus `after`.
+fn db_now_plus(backend: DatabaseBackend, after: Duration) -> Result<Expr, BusError> {
+    let secs = after.as_secs_f64();
+    match backend {
+        DatabaseBackend::Postgres => Ok(Expr::cust_with_values(
+            "CURRENT_TIMESTAMP + make_interval(secs => $1)",
+            [secs],
+        )),
+        DatabaseBackend::Sqlite => Ok(Expr::cust_with_values(
+            "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', ?)",
+            [format!("+{secs:.3} seconds")],
+        )),
+        other => Err(unsupported(other)),
+    }
+}
+
+fn unsupported(backend: DatabaseBackend) -> BusError {
+    BusError::Config(format!(
+        "the outbox relay supports PostgreSQL and SQLite, not {backend:?}"
+    ))
+}
+
 /// How the relay polls, backs off and gives up.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -270,6 +323,7 @@ pub struct RelayConfig {
     /// renews the lease every third of it while it publishes the batch and starts no publish
     /// with less than half of it left, so another relay does not take rows this one is
     /// still sending; rows leased by a relay that died wait this long for another relay.
+    /// At least [`MIN_LEASE`] (a shorter one counts as that).
     pub lease: Duration,
 }
 
@@ -388,9 +442,11 @@ enum Stop {
 }
 
 impl OutboxRelay {
-    /// A relay for `outbox` in `db`, publishing through `bus` on a channel of its own.
+    /// A relay for `outbox` in `db`, publishing through `bus` on a channel of its own. A
+    /// lease shorter than [`MIN_LEASE`] counts as [`MIN_LEASE`].
     #[must_use]
-    pub fn new(db: DatabaseConnection, bus: Bus, outbox: Outbox, config: RelayConfig) -> Self {
+    pub fn new(db: DatabaseConnection, bus: Bus, outbox: Outbox, mut config: RelayConfig) -> Self {
+        config.lease = config.lease.max(MIN_LEASE);
         let lane = bus.dedicated_lane("outbox-relay");
         Self {
             db,
@@ -409,18 +465,19 @@ impl OutboxRelay {
         self.wake.clone()
     }
 
-    /// `lease_until` for a lease taken or renewed now.
-    fn lease_until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + chrono::Duration::from_std(self.config.lease).unwrap_or_default()
+    /// When to renew a lease renewed (or taken) by a statement sent at `asked`: a third of
+    /// the lease later, but not at once when the statement took that long.
+    fn next_renewal(&self, asked: Instant) -> Instant {
+        let lease = self.config.lease;
+        (asked + lease / 3).max(Instant::now() + (lease / 10).max(Duration::from_millis(50)))
     }
 
     /// Leases the next rows for this round (one statement, no transaction kept open) and
     /// reads them.
     async fn lease<'a>(&self, owner: &'a str) -> Result<(Held<'a>, Vec<Row>), BusError> {
         let table = col(&self.outbox.table);
+        let backend = self.db.get_database_backend();
         let asked = Instant::now();
-        let now = Utc::now();
-        let until = self.lease_until(now);
         let mut pick = Query::select()
             .column(col("seq"))
             .from(table.clone())
@@ -429,29 +486,31 @@ impl OutboxRelay {
             .cond_where(
                 Condition::any()
                     .add(Expr::col(col("lease_until")).is_null())
-                    .add(Expr::col(col("lease_until")).lt(now)),
+                    .add(Expr::col(col("lease_until")).lt(db_now(backend)?)),
             )
             .order_by(col("seq"), Order::Asc)
             .limit(self.config.batch_size)
             .to_owned();
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+        if backend == DatabaseBackend::Postgres {
             // Replicas take different rows instead of waiting for each other.
             pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
         let lease = Query::update()
             .table(table.clone())
             .value(col("lease_owner"), owner)
-            .value(col("lease_until"), until)
+            .value(col("lease_until"), db_now_plus(backend, self.config.lease)?)
             .and_where(Expr::col(col("seq")).in_subquery(pick))
             .to_owned();
+        let taken = self.db.execute(&lease).await?.rows_affected();
+        // The database counts the lease from when it ran the statement, after `asked`.
         let held = Held {
             owner,
             rows: 0,
             expires: asked + self.config.lease,
-            renew_at: asked + self.config.lease / 3,
+            renew_at: self.next_renewal(asked),
             lost: false,
         };
-        if self.db.execute(&lease).await?.rows_affected() == 0 {
+        if taken == 0 {
             return Ok((held, Vec::new()));
         }
         let select = Query::select()
@@ -484,21 +543,36 @@ impl OutboxRelay {
         Ok((held, rows))
     }
 
-    /// Pushes the lease of the batch `held` describes a full `lease` further. A database
-    /// error leaves it as it was (logged; tried again soon); rows missing from the renewal
-    /// mark it lost.
+    /// Pushes the lease of the batch `held` describes to a full `lease` from the database's
+    /// now. A database error, or no answer within a third of the lease, leaves it as it was
+    /// (logged; tried again soon); rows missing from the renewal mark it lost.
     async fn renew(&self, held: &mut Held<'_>) {
         let asked = Instant::now();
-        let renew = Query::update()
-            .table(col(&self.outbox.table))
-            .value(col("lease_until"), self.lease_until(Utc::now()))
-            .and_where(Expr::col(col("lease_owner")).eq(held.owner))
-            .and_where(Expr::col(col("sent_at")).is_null())
-            .to_owned();
-        match self.db.execute(&renew).await {
+        let lease = self.config.lease;
+        let renewed = match db_now_plus(self.db.get_database_backend(), lease) {
+            Ok(until) => {
+                let renew = Query::update()
+                    .table(col(&self.outbox.table))
+                    .value(col("lease_until"), until)
+                    .and_where(Expr::col(col("lease_owner")).eq(held.owner))
+                    .and_where(Expr::col(col("sent_at")).is_null())
+                    .to_owned();
+                tokio::time::timeout(lease / 3, self.db.execute(&renew))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(DbErr::Custom(format!(
+                            "no answer from the database within {:?}",
+                            lease / 3
+                        )))
+                    })
+                    .map_err(BusError::from)
+            }
+            Err(e) => Err(e),
+        };
+        match renewed {
             Ok(result) => {
-                held.expires = asked + self.config.lease;
-                held.renew_at = asked + self.config.lease / 3;
+                held.expires = asked + lease;
+                held.renew_at = self.next_renewal(asked);
                 if result.rows_affected() < held.rows {
                     held.lost = true;
                     tracing::warn!(
@@ -506,7 +580,7 @@ impl OutboxRelay {
                         leased = held.rows,
                         still_ours = result.rows_affected(),
                         lease = ?self.config.lease,
-                        "the outbox relay's lease ran out before it could renew it and another relay took rows of its batch; stopping the batch (a row in flight meanwhile may go out twice, inboxes absorb that)"
+                        "the outbox relay's lease ran out before it could renew it: another relay took rows of its batch, or the relay that leased them before marked them sent; stopping the batch (rows taken may go out twice, up to the whole batch; inboxes absorb that)"
                     );
                 }
             }
@@ -522,7 +596,9 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes one leased row, renewing the batch's lease while it waits for the confirm.
+    /// Publishes one leased row, renewing the batch's lease while it waits for the confirm,
+    /// for at most [`PUBLISH_WAIT_LIMIT`] (then [`BusError::PublishTimeout`], which counts no
+    /// attempt and stops the batch).
     async fn publish_leased(&self, row: &Row, held: &mut Held<'_>) -> Result<(), BusError> {
         let message = match &row.message {
             Ok(message) => message,
@@ -530,16 +606,21 @@ impl OutboxRelay {
         };
         let mandatory = !events::is_notification(&message.envelope.message_type);
         let publish = self.bus.publish_on(&self.lane, message, mandatory, false);
-        tokio::pin!(publish);
-        loop {
-            tokio::select! {
-                biased;
-                result = &mut publish => return result,
-                // The publish is not polled during the renewal (a short statement): its
-                // confirm is picked up right after.
-                () = tokio::time::sleep_until(held.renew_at) => self.renew(held).await,
+        let renewing = async {
+            tokio::pin!(publish);
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut publish => return result,
+                    // The publish is not polled during the renewal (a short statement): its
+                    // confirm is picked up right after.
+                    () = tokio::time::sleep_until(held.renew_at) => self.renew(held).await,
+                }
             }
-        }
+        };
+        tokio::time::timeout(PUBLISH_WAIT_LIMIT, renewing)
+            .await
+            .unwrap_or(Err(BusError::PublishTimeout(PUBLISH_WAIT_LIMIT)))
     }
 
     /// Publishes one batch; returns how many rows were published and marked sent.
@@ -561,7 +642,16 @@ impl OutboxRelay {
             }
             // Lost, or too little of it left to be sure nobody else takes this row while it
             // is in flight (renewals failed): the rest are released below, for the next round.
-            if held.lost || Instant::now() + self.config.lease / 2 > held.expires {
+            if held.lost {
+                break;
+            }
+            if Instant::now() + self.config.lease / 2 > held.expires {
+                tracing::warn!(
+                    table = %self.outbox.table,
+                    published = sent.len(),
+                    lease = ?self.config.lease,
+                    "the outbox relay could not renew its lease in time; releasing the rest of its batch for the next round"
+                );
                 break;
             }
             let result = self.publish_leased(&row, &mut held).await;
@@ -585,8 +675,12 @@ impl OutboxRelay {
     }
 
     /// Marks what went out as sent, records the failure, releases the rest of the lease.
+    /// Rows this relay published are marked sent even when their lease ran out and another
+    /// relay took them: that one then stops its batch at its next renewal instead of
+    /// publishing them again.
     async fn settle(&self, owner: &str, sent: &[i64], stop: &Stop) -> Result<(), BusError> {
         let table = col(&self.outbox.table);
+        let backend = self.db.get_database_backend();
         let ours = || Expr::col(col("lease_owner")).eq(owner);
         let no_time = Option::<DateTime<Utc>>::None;
         let no_owner = Option::<String>::None;
@@ -599,7 +693,7 @@ impl OutboxRelay {
                 .value(col("lease_owner"), no_owner.clone())
                 .value(col("lease_until"), no_time)
                 .and_where(Expr::col(col("seq")).is_in(sent.iter().copied()))
-                .and_where(ours())
+                .and_where(Expr::col(col("sent_at")).is_null())
                 .to_owned();
             txn.execute(&update).await?;
         }
@@ -620,10 +714,7 @@ impl OutboxRelay {
                     .value(col("attempts"), attempts)
                     .value(col("last_error"), e.to_string())
                     .value(col("lease_owner"), no_owner.clone())
-                    .value(
-                        col("lease_until"),
-                        now + chrono::Duration::from_std(hold).unwrap_or_default(),
-                    )
+                    .value(col("lease_until"), db_now_plus(backend, hold)?)
                     .and_where(Expr::col(col("seq")).eq(row.seq))
                     .and_where(ours())
                     .to_owned();

@@ -47,7 +47,8 @@ pub struct AmqpConfig {
     pub connection_name: String,
     /// Limit for one connection attempt.
     pub connect_timeout: Duration,
-    /// Limit for one publish to be confirmed.
+    /// Limit for one publish to be confirmed, opening the publishing channel (when it has to
+    /// be opened) included.
     pub publish_timeout: Duration,
     /// Tries of [`crate::Bus::publish`] on transient failures before giving up (the outbox
     /// relay has its own, unbounded loop).
@@ -168,6 +169,9 @@ pub(crate) async fn connect(config: &AmqpConfig, role: &str) -> Result<Connectio
     Ok(connection)
 }
 
+/// How long a discarded channel's close may wait for the broker (on a task of its own).
+const DISCARD_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A publishing channel (confirm mode) of one kind of publisher, on the shared publishing
 /// connection; reopened on the next publish after it (or the connection) died.
 pub(crate) struct Lane {
@@ -215,7 +219,9 @@ impl Lane {
     }
 
     /// Drops the channel of `generation` (if still current) so the next publish opens a
-    /// fresh one: after a timeout its confirms can no longer be matched to publishes.
+    /// fresh one: after a timeout its confirms can no longer be matched to publishes. The
+    /// channel is closed on a task of its own, for at most [`DISCARD_CLOSE_TIMEOUT`]: on a
+    /// connection that stopped answering the close would never complete.
     async fn discard(&self, generation: u64) {
         let old = self
             .slot
@@ -225,7 +231,10 @@ impl Lane {
         if let Some(old) = old
             && old.channel.status().connected()
         {
-            let _ = old.channel.close(200, "discarded".into()).await;
+            tokio::spawn(async move {
+                let close = old.channel.close(200, "discarded".into());
+                let _ = tokio::time::timeout(DISCARD_CLOSE_TIMEOUT, close).await;
+            });
         }
     }
 }
@@ -290,7 +299,8 @@ impl AmqpBus {
         Ok(self.inner.connection().await?.create_channel().await?)
     }
 
-    /// Publishes once on `lane` and waits for the broker's confirm.
+    /// Publishes once on `lane` and waits for the broker's confirm; opening the lane's
+    /// channel, when it has none, counts in the `publish_timeout` too.
     pub(crate) async fn publish_raw(
         &self,
         lane: &Lane,
@@ -300,8 +310,13 @@ impl AmqpBus {
         properties: BasicProperties,
         mandatory: bool,
     ) -> Result<(), BusError> {
-        let (channel, generation) = lane.channel(&self.inner).await?;
+        // The channel of this publish, once open: the one to discard after a timeout. A
+        // timeout while opening it leaves the lane without one (`Lane::channel` empties the
+        // slot first), so the next publish opens a new one anyway.
+        let mut generation = None;
         let publish = async {
+            let (channel, opened) = lane.channel(&self.inner).await?;
+            generation = Some(opened);
             let confirm = channel
                 .basic_publish(
                     exchange.into(),
@@ -330,7 +345,9 @@ impl AmqpBus {
         let result = tokio::time::timeout(timeout, publish)
             .await
             .unwrap_or(Err(BusError::PublishTimeout(timeout)));
-        if matches!(result, Err(BusError::PublishTimeout(_))) {
+        if matches!(result, Err(BusError::PublishTimeout(_)))
+            && let Some(generation) = generation
+        {
             lane.discard(generation).await;
         }
         // Any other failure left the channel (or the connection) closed, and the next

@@ -1,6 +1,8 @@
 //! The outbox relay's lease on PostgreSQL and RabbitMQ: a relay that dies in the middle of a
 //! batch (its process frozen, then killed) leaves its rows to another relay within seconds,
-//! and a live relay whose publish hangs keeps its rows by renewing the lease.
+//! a live relay whose publish waits for its confirm keeps its rows by renewing the lease,
+//! stops its batch when a renewal finds rows taken, and releases them when a publish hangs
+//! past its time limit.
 
 use std::{
     collections::HashMap,
@@ -10,7 +12,8 @@ use std::{
 };
 
 use bus::{
-    Bus, ConsumerHandle, ConsumerOptions, Delivery, Outcome, ServiceSpec, Topology, handler_fn,
+    Bus, BusError, ConsumerHandle, ConsumerOptions, Delivery, Outcome, ServiceSpec, Topology,
+    handler_fn,
     outbox::{Outbox, OutboxRelay, RelayConfig},
 };
 use chrono::{DateTime, Utc};
@@ -23,9 +26,7 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{
-    amqp_bus, amqp_bus_at, amqp_url, message, postgres, prefix, tables, wait_for,
-};
+use crate::helpers::{amqp_bus, amqp_url, config, message, postgres, prefix, tables, wait_for};
 
 /// A TCP proxy to RabbitMQ that can freeze: frozen, it forwards nothing either way, as a
 /// stopped (SIGSTOP) process neither sends nor reads.
@@ -33,6 +34,7 @@ struct FreezableProxy {
     addr: SocketAddr,
     frozen: watch::Sender<bool>,
     task: JoinHandle<()>,
+    pumps: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl FreezableProxy {
@@ -46,17 +48,29 @@ impl FreezableProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (frozen, watching) = watch::channel(false);
+        let pumps: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let spawned = pumps.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     continue;
                 };
                 let (client, server) = (Arc::new(client), Arc::new(server));
-                tokio::spawn(pump(client.clone(), server.clone(), watching.clone()));
-                tokio::spawn(pump(server, client, watching.clone()));
+                let mut spawned = spawned.lock().unwrap();
+                spawned.push(tokio::spawn(pump(
+                    client.clone(),
+                    server.clone(),
+                    watching.clone(),
+                )));
+                spawned.push(tokio::spawn(pump(server, client, watching.clone())));
             }
         });
-        Self { addr, frozen, task }
+        Self {
+            addr,
+            frozen,
+            task,
+            pumps,
+        }
     }
 
     /// `TEST_AMQP_URL` through this proxy.
@@ -75,6 +89,9 @@ impl FreezableProxy {
 impl Drop for FreezableProxy {
     fn drop(&mut self) {
         self.task.abort();
+        for pump in self.pumps.lock().unwrap().drain(..) {
+            pump.abort();
+        }
     }
 }
 
@@ -172,26 +189,30 @@ struct TwoRelays {
     outbox: Outbox,
 }
 
+/// Whether the frozen relay opens its publishing channel before the proxy freezes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Opened: its publish hangs waiting for the confirm.
+    Warm,
+    /// Not yet: its publish hangs opening the channel.
+    Cold,
+}
+
 impl TwoRelays {
-    async fn start(rows: usize) -> Self {
+    /// The frozen relay's bus gives up on a publish after `publish_timeout`.
+    async fn start(publish_timeout: Duration) -> Self {
         let prefix = prefix();
         let bus = amqp_bus(&prefix).await;
         let proxy = FreezableProxy::start().await;
-        let frozen_bus = amqp_bus_at(&proxy.url(), &prefix).await;
+        let mut frozen_config = config(&proxy.url());
+        frozen_config.publish_timeout = publish_timeout;
+        let frozen_bus = Bus::amqp(frozen_config, &prefix).await.unwrap();
         let test_db = postgres().await;
         let listener = ServiceSpec::new("listener").bind("events", "#");
         let topology = Topology::new().service(listener.clone());
         bus.declare(&topology).await.unwrap();
         let (consumer, received) = collect(&bus, &listener).await;
         let outbox = Outbox::new(&tables());
-        let txn = test_db.db.begin().await.unwrap();
-        for n in 0..rows {
-            outbox
-                .record(&txn, &message("events", "item.written", json!({"n": n})))
-                .await
-                .unwrap();
-        }
-        txn.commit().await.unwrap();
         Self {
             test_db,
             proxy,
@@ -204,19 +225,44 @@ impl TwoRelays {
         }
     }
 
-    /// Starts `relay_once` of a relay whose process is frozen while it publishes the batch;
-    /// returns once it leased every row (its first publish is then hanging).
-    async fn freeze_a_relay_mid_batch(&self, config: RelayConfig, rows: usize) -> JoinHandle<()> {
-        self.proxy.freeze(true);
+    async fn record(&self, rows: usize) {
+        let txn = self.test_db.db.begin().await.unwrap();
+        for n in 0..rows {
+            self.outbox
+                .record(&txn, &message("events", "item.written", json!({"n": n})))
+                .await
+                .unwrap();
+        }
+        txn.commit().await.unwrap();
+    }
+
+    /// Records `rows` rows and starts `relay_once` of a relay whose process is frozen while
+    /// it publishes the batch; returns once it leased every row (its first publish is then
+    /// hanging, where `lane` says).
+    async fn freeze_a_relay_mid_batch(
+        &self,
+        config: RelayConfig,
+        rows: usize,
+        lane: Lane,
+    ) -> JoinHandle<Result<usize, BusError>> {
         let dying = OutboxRelay::new(
             self.test_db.db.clone(),
             self.frozen_bus.clone(),
             self.outbox.clone(),
             config,
         );
-        let task = tokio::spawn(async move {
-            let _ = dying.relay_once().await;
-        });
+        if lane == Lane::Warm {
+            self.record(1).await;
+            assert_eq!(dying.relay_once().await.unwrap(), 1, "the warm-up row");
+            wait_for("the warm-up row to arrive", || async {
+                (self.received.lock().unwrap().len() == 1).then_some(())
+            })
+            .await;
+            self.received.lock().unwrap().clear();
+        }
+        self.record(rows).await;
+        self.proxy.freeze(true);
+        let task = tokio::spawn(async move { dying.relay_once().await });
         let db = &self.test_db.db;
         wait_for("the frozen relay to lease the batch", || async {
             (leased(db).await.0 == i64::try_from(rows).unwrap()).then_some(())
@@ -236,6 +282,11 @@ impl TwoRelays {
     }
 }
 
+/// The default time a publish may wait for its confirm.
+fn default_publish_timeout() -> Duration {
+    bus::AmqpConfig::new(&amqp_url()).publish_timeout
+}
+
 /// The writer killed while its relay was publishing HR events: with the default lease the
 /// rows left leased by the dead relay reach another relay (or the restarted service)
 /// within seconds, each once.
@@ -248,10 +299,10 @@ async fn rows_leased_by_a_relay_that_died_are_published_by_another_within_the_le
         defaults.lease
     );
     let rows = 5;
-    let setup = TwoRelays::start(rows).await;
+    let setup = TwoRelays::start(default_publish_timeout()).await;
     let db = setup.test_db.db.clone();
     let dying = setup
-        .freeze_a_relay_mid_batch(RelayConfig::default(), rows)
+        .freeze_a_relay_mid_batch(RelayConfig::default(), rows, Lane::Cold)
         .await;
     // SIGKILL: the relay is gone, its lease stays in the table.
     dying.abort();
@@ -288,20 +339,22 @@ async fn rows_leased_by_a_relay_that_died_are_published_by_another_within_the_le
     setup.stop().await;
 }
 
-/// A relay whose publish hangs for several leases (the broker does not confirm) renews its
-/// lease meanwhile: another relay takes none of its rows while it lives.
+/// A relay whose publish waits longer than a lease for its confirm (the broker does not
+/// answer) renews its lease meanwhile: another relay takes none of its rows while it lives.
 #[tokio::test]
 async fn a_relay_keeps_its_rows_by_renewing_the_lease_while_a_publish_hangs() {
-    let lease = Duration::from_secs(3);
+    let lease = Duration::from_secs(6);
     let config = RelayConfig {
         lease,
         poll_interval: Duration::from_millis(20),
         ..RelayConfig::default()
     };
     let rows = 3;
-    let setup = TwoRelays::start(rows).await;
+    let setup = TwoRelays::start(default_publish_timeout()).await;
     let db = setup.test_db.db.clone();
-    let stuck = setup.freeze_a_relay_mid_batch(config.clone(), rows).await;
+    let stuck = setup
+        .freeze_a_relay_mid_batch(config.clone(), rows, Lane::Warm)
+        .await;
     let (_, first) = leased(&db).await;
     let first = first.expect("a lease expiry");
 
@@ -347,5 +400,161 @@ async fn a_relay_keeps_its_rows_by_renewing_the_lease_while_a_publish_hangs() {
 
     shutdown.cancel();
     survivor.await.unwrap();
+    setup.stop().await;
+}
+
+/// Each outbox row by `seq`: its lease owner and whether it is marked sent.
+async fn row_states(db: &DatabaseConnection) -> Vec<(i64, Option<String>, bool)> {
+    db.query_all_raw(Statement::from_string(
+        db.get_database_backend(),
+        format!(
+            "SELECT seq, lease_owner, sent_at IS NOT NULL AS sent FROM {} ORDER BY seq",
+            tables().outbox
+        ),
+    ))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| {
+        (
+            row.try_get("", "seq").unwrap(),
+            row.try_get("", "lease_owner").unwrap(),
+            row.try_get("", "sent").unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// The earliest `lease_until` of the rows `owner` leased.
+async fn earliest_expiry(db: &DatabaseConnection, owner: &str) -> Option<DateTime<Utc>> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT MIN(lease_until) AS until FROM {} WHERE lease_owner = '{owner}'",
+                tables().outbox
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "until").unwrap()
+}
+
+async fn sql(db: &DatabaseConnection, statement: String) {
+    db.execute_raw(Statement::from_string(db.get_database_backend(), statement))
+        .await
+        .unwrap();
+}
+
+/// A renewal that finds rows of the batch taken by another relay stops the batch: the
+/// publish in flight completes and is marked sent (although that row was taken too, so its
+/// new owner's next renewal stops that relay's batch), the rows not yet published are
+/// released, and the taken row not published stays the other relay's.
+#[tokio::test]
+async fn a_relay_stops_its_batch_when_a_renewal_finds_rows_taken() {
+    let lease = Duration::from_secs(3);
+    let config = RelayConfig {
+        lease,
+        ..RelayConfig::default()
+    };
+    let rows = 3;
+    let setup = TwoRelays::start(default_publish_timeout()).await;
+    let db = setup.test_db.db.clone();
+    let relay = setup
+        .freeze_a_relay_mid_batch(config, rows, Lane::Warm)
+        .await;
+    let table = tables().outbox;
+    let leased_rows = row_states(&db).await;
+    let [
+        (in_flight, Some(ref owner), false),
+        (stolen, _, false),
+        (last, _, false),
+    ] = leased_rows[leased_rows.len() - rows..]
+    else {
+        panic!("three rows leased by one relay: {leased_rows:?}");
+    };
+    sql(
+        &db,
+        format!("UPDATE {table} SET lease_owner = 'thief' WHERE seq IN ({in_flight}, {stolen})"),
+    )
+    .await;
+    // One renewal after the theft: the relay's rows get a later expiry.
+    let before = earliest_expiry(&db, owner).await.expect("a lease expiry");
+    wait_for("a renewal after the theft", || async {
+        let now = earliest_expiry(&db, owner).await;
+        now.is_some_and(|now| now > before).then_some(())
+    })
+    .await;
+
+    setup.proxy.freeze(false);
+    let published = relay.await.unwrap().unwrap();
+    assert_eq!(published, 1, "only the publish in flight went out");
+    wait_for("the published row to arrive", || async {
+        (setup.received.lock().unwrap().len() == 1).then_some(())
+    })
+    .await;
+    let states = row_states(&db).await;
+    let state = |seq: i64| states.iter().find(|s| s.0 == seq).cloned().unwrap();
+    assert_eq!(
+        state(in_flight),
+        (in_flight, None, true),
+        "published: marked sent, although taken"
+    );
+    assert_eq!(
+        state(stolen),
+        (stolen, Some("thief".to_owned()), false),
+        "the taken row is left to its new owner"
+    );
+    assert_eq!(state(last), (last, None, false), "not published: released");
+    setup.stop().await;
+}
+
+/// A relay whose publish hangs past the bus's publish timeout (here while opening its
+/// channel on a connection that stopped answering) stops the batch and releases its rows
+/// at once: another relay publishes them without waiting for a lease to run out, and no
+/// row counts an attempt.
+#[tokio::test]
+async fn a_relay_whose_publish_hangs_past_its_timeout_releases_its_rows() {
+    let publish_timeout = Duration::from_secs(2);
+    let config = RelayConfig {
+        lease: Duration::from_secs(3),
+        ..RelayConfig::default()
+    };
+    let rows = 3;
+    let setup = TwoRelays::start(publish_timeout).await;
+    let db = setup.test_db.db.clone();
+    let stuck = setup
+        .freeze_a_relay_mid_batch(config.clone(), rows, Lane::Cold)
+        .await;
+    let result = stuck.await.unwrap();
+    // The bus's own timeout, not the relay's last-resort limit.
+    assert!(
+        matches!(result, Err(BusError::PublishTimeout(t)) if t == publish_timeout),
+        "{result:?}"
+    );
+    assert_eq!(leased(&db).await.0, 0, "every row released");
+    let refused = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!(
+                "SELECT COUNT(*) AS n FROM {} WHERE attempts > 0",
+                tables().outbox
+            ),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(refused, 0, "a timeout counts no attempt");
+
+    let other = OutboxRelay::new(db.clone(), setup.bus.clone(), setup.outbox.clone(), config);
+    assert_eq!(other.relay_once().await.unwrap(), rows);
+    wait_for("the rows to arrive", || async {
+        (setup.received.lock().unwrap().len() >= rows).then_some(())
+    })
+    .await;
+    assert_once(&setup.received, rows);
     setup.stop().await;
 }
