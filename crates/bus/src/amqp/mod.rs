@@ -152,8 +152,18 @@ fn parse_uri(url: &str) -> Result<AMQPUri, BusError> {
     if !matches!(parsed.host(), Some(url::Host::Domain(_))) {
         uri.authority.host = host;
     }
+    if uri.query.frame_max.is_none() {
+        uri.query.frame_max = Some(FRAME_MAX);
+    }
     Ok(uri)
 }
+
+/// The AMQP frame size asked for unless the URL sets `?frame_max=`: 32 KiB. The client keeps
+/// receive and send buffers of 32 frames per connection, so RabbitMQ's default of 128 KiB
+/// costs 8 MiB of resident memory per connection (about 23 MiB of a service's 30 MiB of heap,
+/// measured by the pipeline benchmark); our messages are a few KiB, and a larger one is
+/// simply sent in more frames.
+pub const FRAME_MAX: u32 = 32 * 1024;
 
 pub(crate) async fn connect(config: &AmqpConfig, role: &str) -> Result<Connection, BusError> {
     let uri = parse_uri(config.url.expose_secret())?;
@@ -459,6 +469,14 @@ mod tests {
             assert!(!shown.contains(TEST_PASSWORD), "{shown}");
             assert!(shown.contains("amqp://u:***@host"), "{shown}");
         }
+    }
+
+    #[test]
+    fn frames_are_32_kib_unless_the_url_says_otherwise() {
+        let default = parse_uri("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(default.query.frame_max, Some(32 * 1024));
+        let chosen = parse_uri("amqp://guest:guest@127.0.0.1:5672/%2f?frame_max=131072").unwrap();
+        assert_eq!(chosen.query.frame_max, Some(131_072));
     }
 
     #[test]
