@@ -32,37 +32,44 @@ async fn snapshot(stack: &Stack, orcid: &str) -> anyhow::Result<Option<(i64, Vec
     Ok(Some((count, items)))
 }
 
-/// Sections of `orcid` the writer knows clean from the reader's snapshots.
-async fn clean_sections(stack: &Stack, orcid: &str) -> anyhow::Result<Option<i64>> {
+/// The column `value` of the row `sql` (with `$1` = `orcid`) finds, if any.
+async fn value_for<T: sea_orm::TryGetable>(
+    stack: &Stack,
+    sql: &str,
+    orcid: &str,
+) -> anyhow::Result<Option<T>> {
     let db = stack.db().await?;
     let row = db
         .query_one_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
-            "SELECT count(*) AS n FROM writer_clean_sections WHERE orcid = $1 AND basis = 'snapshot'",
+            sql,
             vec![orcid.into()],
         ))
         .await?;
     let _ = db.close().await;
     Ok(match row {
-        Some(row) => Some(row.try_get("", "n")?),
+        Some(row) => Some(row.try_get("", "value")?),
         None => None,
     })
 }
 
+/// Sections of `orcid` the writer knows clean from the reader's snapshots.
+async fn clean_sections(stack: &Stack, orcid: &str) -> anyhow::Result<Option<i64>> {
+    value_for(
+        stack,
+        "SELECT count(*) AS value FROM writer_clean_sections WHERE orcid = $1 AND basis = 'snapshot'",
+        orcid,
+    )
+    .await
+}
+
 async fn registration_state(stack: &Stack, orcid: &str) -> anyhow::Result<Option<String>> {
-    let db = stack.db().await?;
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            "SELECT state FROM webhook_registrations WHERE orcid = $1",
-            vec![orcid.into()],
-        ))
-        .await?;
-    let _ = db.close().await;
-    Ok(match row {
-        Some(row) => Some(row.try_get("", "state")?),
-        None => None,
-    })
+    value_for(
+        stack,
+        "SELECT state AS value FROM webhook_registrations WHERE orcid = $1",
+        orcid,
+    )
+    .await
 }
 
 /// Employment POSTs and PUTs the simulator answered, whatever the status.
