@@ -142,10 +142,13 @@ async fn retry_tiers_fire_in_order_then_the_message_is_parked_with_its_reason() 
         [1, 2, 3, 4],
         "one delivery per attempt, counted from x-death"
     );
+    // RabbitMQ expires per-queue TTLs on its own timer, which may fire a few milliseconds
+    // early (seen: 797.5 ms for 800): a tier counts as respected within that granularity.
+    let timer_granularity = Duration::from_millis(15);
     for (i, pair) in seen.windows(2).enumerate() {
         let waited = pair[1].0 - pair[0].0;
         assert!(
-            waited >= tiers[i],
+            waited + timer_granularity >= tiers[i],
             "attempt {} came {waited:?} after the previous one, before tier {i} ({:?}) expired",
             i + 2,
             tiers[i]
