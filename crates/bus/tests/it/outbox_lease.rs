@@ -12,8 +12,7 @@ use std::{
 };
 
 use bus::{
-    Bus, BusError, ConsumerHandle, ConsumerOptions, Delivery, Outcome, ServiceSpec, Topology,
-    handler_fn,
+    Bus, BusError, ConsumerHandle, ServiceSpec, Topology,
     outbox::{Outbox, OutboxRelay, RelayConfig},
 };
 use chrono::{DateTime, Utc};
@@ -27,6 +26,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{amqp_bus, amqp_url, config, message, postgres, prefix, tables, wait_for};
+use crate::outbox_relay::{Received, collect};
 
 /// A TCP proxy to RabbitMQ that can freeze: frozen, it forwards nothing either way, as a
 /// stopped (SIGSTOP) process neither sends nor reads.
@@ -120,28 +120,6 @@ async fn pump(from: Arc<TcpStream>, to: Arc<TcpStream>, mut frozen: watch::Recei
             }
         }
     }
-}
-
-type Received = Arc<Mutex<Vec<Delivery>>>;
-
-async fn collect(bus: &Bus, service: &ServiceSpec) -> (ConsumerHandle, Received) {
-    let received: Received = Arc::default();
-    let sink = received.clone();
-    let consumer = bus
-        .consume(
-            service,
-            ConsumerOptions::default(),
-            handler_fn(move |d: Delivery| {
-                let sink = sink.clone();
-                async move {
-                    sink.lock().unwrap().push(d);
-                    Outcome::Ack
-                }
-            }),
-        )
-        .await
-        .unwrap();
-    (consumer, received)
 }
 
 /// The outbox rows leased and not sent: how many, and their earliest `lease_until`.

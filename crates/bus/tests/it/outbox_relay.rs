@@ -37,9 +37,11 @@ async fn record(db: &DatabaseConnection, outbox: &Outbox, messages: &[&OutgoingM
     txn.commit().await.unwrap();
 }
 
-type Received = Arc<Mutex<Vec<Delivery>>>;
+/// What a [`collect`] consumer received, in order.
+pub(crate) type Received = Arc<Mutex<Vec<Delivery>>>;
 
-async fn collect(bus: &Bus, service: &ServiceSpec) -> (ConsumerHandle, Received) {
+/// A consumer of `service` that acks and keeps every delivery.
+pub(crate) async fn collect(bus: &Bus, service: &ServiceSpec) -> (ConsumerHandle, Received) {
     let received: Received = Arc::default();
     let sink = received.clone();
     let consumer = bus
