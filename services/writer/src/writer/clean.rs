@@ -35,7 +35,7 @@ use sea_orm::QuerySelect;
 use sea_orm::sea_query::OnConflict;
 
 use super::*;
-use crate::desired::event_section;
+use crate::desired::affiliation_type;
 use crate::ledger::clean;
 
 /// What a row of `writer_clean_sections` says (its `basis`).
@@ -72,10 +72,9 @@ fn writer_sections() -> impl Iterator<Item = &'static str> {
 fn ledger_section(section: Section) -> Option<&'static str> {
     match section {
         Section::Work => Some(WORK_SECTION),
-        other => AffiliationType::ALL
-            .into_iter()
-            .find(|t| event_section(*t) == other)
-            .map(AffiliationType::path_segment),
+        other => other
+            .affiliation()
+            .map(|a| affiliation_type(a).path_segment()),
     }
 }
 
