@@ -185,6 +185,27 @@ impl PipelineRun {
     }
 }
 
+/// Polls `sql` (a `count(*) AS n`) until it reaches `at_least`, at most `limit`.
+async fn wait_count(
+    db: &DatabaseConnection,
+    sql: &str,
+    at_least: usize,
+    limit: Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let n = count(db, sql).await?;
+        if usize::try_from(n).unwrap_or(0) >= at_least {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{what}: {n} of {at_least} within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn count(db: &DatabaseConnection, sql: &str) -> anyhow::Result<i64> {
     Ok(db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
@@ -341,38 +362,26 @@ async fn measure(
         };
         bus.publish(&OutgoingMessage::event(&connected)?).await?;
     }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let n = count(&db, "SELECT count(*) AS n FROM token_vault_connections").await?;
-        if usize::try_from(n).unwrap_or(0) >= events {
-            break;
-        }
-        if Instant::now() >= deadline {
-            bail!("the vault stored {n} of {events} connections within 300 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_count(
+        &db,
+        "SELECT count(*) AS n FROM token_vault_connections",
+        events,
+        Duration::from_secs(300),
+        "connections the vault stored",
+    )
+    .await?;
     // Let the reader's first snapshots and the webhook registrations finish, and the writer
     // learn from those snapshots which sections are clean.
     settle(&base, Duration::from_secs(2), Duration::from_secs(300)).await?;
     if services.contains(&Service::Reader) && services.contains(&Service::Writer) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let n = count(
-                &db,
-                "SELECT count(DISTINCT orcid) AS n FROM writer_clean_sections WHERE basis = 'snapshot'",
-            )
-            .await?;
-            if usize::try_from(n).unwrap_or(0) >= events {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the writer learnt clean sections of {n} of {events} records from the reader's snapshots within 120 s"
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_count(
+            &db,
+            "SELECT count(DISTINCT orcid) AS n FROM writer_clean_sections WHERE basis = 'snapshot'",
+            events,
+            Duration::from_secs(120),
+            "records whose clean sections the writer learnt from the reader's snapshots",
+        )
+        .await?;
     }
     let connect_seconds = connect_started.elapsed().as_secs_f64();
     // The reader's first reads (and webhook registrations) spend the same rate limit, at
