@@ -9,11 +9,12 @@
 //! the confirm and the "sent" mark publishes a row twice: consumers' inboxes absorb that
 //! (the message id is the row's).
 //!
-//! How a batch goes: the relay *leases* up to `batch_size` rows (owner and expiry, in one
-//! short statement; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so relays in several replicas
-//! take different rows), publishes them one at a time in insertion order with no database
-//! transaction open, stops at the first failure, then marks what went out as sent and
-//! releases the rest. No database lock is held while talking to the broker.
+//! How a batch goes: the relay *leases* up to `batch_size` rows and reads them (owner and
+//! expiry, in one short `UPDATE … RETURNING`; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so
+//! relays in several replicas take different rows), publishes them one at a time in
+//! insertion order with no database transaction open, stops at the first failure, then
+//! marks what went out as sent and releases the rest (one statement when the whole batch
+//! went out). No database lock is held while talking to the broker.
 //!
 //! The lease is short ([`RelayConfig::lease`], 5 s by default) and the relay renews it every
 //! third of it while it publishes the batch, also while one publish waits for its confirm.
@@ -472,8 +473,8 @@ impl OutboxRelay {
         (asked + lease / 3).max(Instant::now() + (lease / 10).max(Duration::from_millis(50)))
     }
 
-    /// Leases the next rows for this round (one statement, no transaction kept open) and
-    /// reads them.
+    /// Leases the next rows for this round and reads them, in one statement (`UPDATE …
+    /// RETURNING`), no transaction kept open.
     async fn lease<'a>(&self, owner: &'a str) -> Result<(Held<'a>, Vec<Row>), BusError> {
         let table = col(&self.outbox.table);
         let backend = self.db.get_database_backend();
@@ -496,25 +497,11 @@ impl OutboxRelay {
             pick.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
         let lease = Query::update()
-            .table(table.clone())
+            .table(table)
             .value(col("lease_owner"), owner)
             .value(col("lease_until"), db_now_plus(backend, self.config.lease)?)
             .and_where(Expr::col(col("seq")).in_subquery(pick))
-            .to_owned();
-        let taken = self.db.execute(&lease).await?.rows_affected();
-        // The database counts the lease from when it ran the statement, after `asked`.
-        let held = Held {
-            owner,
-            rows: 0,
-            expires: asked + self.config.lease,
-            renew_at: self.next_renewal(asked),
-            lost: false,
-        };
-        if taken == 0 {
-            return Ok((held, Vec::new()));
-        }
-        let select = Query::select()
-            .columns([
+            .returning(Query::returning().columns([
                 col("seq"),
                 col("message_id"),
                 col("attempts"),
@@ -524,21 +511,24 @@ impl OutboxRelay {
                 col("exchange"),
                 col("routing_key"),
                 col("partition_key"),
-            ])
-            .from(table)
-            .and_where(Expr::col(col("lease_owner")).eq(owner))
-            .order_by(col("seq"), Order::Asc)
+            ]))
             .to_owned();
-        let rows = self
+        let mut rows = self
             .db
-            .query_all(&select)
+            .query_all(&lease)
             .await?
             .iter()
             .map(read_row)
             .collect::<Result<Vec<Row>, DbErr>>()?;
+        // RETURNING gives no order: publish in insertion order.
+        rows.sort_by_key(|row| row.seq);
+        // The database counts the lease from when it ran the statement, after `asked`.
         let held = Held {
+            owner,
             rows: u64::try_from(rows.len()).unwrap_or(u64::MAX),
-            ..held
+            expires: asked + self.config.lease,
+            renew_at: self.next_renewal(asked),
+            lost: false,
         };
         Ok((held, rows))
     }
@@ -634,6 +624,7 @@ impl OutboxRelay {
         if rows.is_empty() {
             return Ok(0);
         }
+        let leased = rows.len();
         let mut sent = Vec::new();
         let mut stop = Stop::Done;
         for row in rows {
@@ -667,7 +658,7 @@ impl OutboxRelay {
                 }
             }
         }
-        self.settle(&owner, &sent, &stop).await?;
+        self.settle(&owner, &sent, leased, &stop).await?;
         match stop {
             Stop::Done => Ok(sent.len()),
             Stop::Refused(_, e) | Stop::Failed(_, e) => Err(e),
@@ -678,24 +669,36 @@ impl OutboxRelay {
     /// Rows this relay published are marked sent even when their lease ran out and another
     /// relay took them: that one then stops its batch at its next renewal instead of
     /// publishing them again.
-    async fn settle(&self, owner: &str, sent: &[i64], stop: &Stop) -> Result<(), BusError> {
+    async fn settle(
+        &self,
+        owner: &str,
+        sent: &[i64],
+        all: usize,
+        stop: &Stop,
+    ) -> Result<(), BusError> {
         let table = col(&self.outbox.table);
         let backend = self.db.get_database_backend();
         let ours = || Expr::col(col("lease_owner")).eq(owner);
         let no_time = Option::<DateTime<Utc>>::None;
         let no_owner = Option::<String>::None;
         let now = Utc::now();
+        let mark_sent = Query::update()
+            .table(table.clone())
+            .value(col("sent_at"), now)
+            .value(col("lease_owner"), no_owner.clone())
+            .value(col("lease_until"), no_time)
+            .and_where(Expr::col(col("seq")).is_in(sent.iter().copied()))
+            .and_where(Expr::col(col("sent_at")).is_null())
+            .to_owned();
+        if matches!(stop, Stop::Done) && sent.len() == all {
+            // Every leased row went out: marking them sent releases the whole lease, in one
+            // statement. (No row can carry this relay's owner id but the leased ones.)
+            self.db.execute(&mark_sent).await?;
+            return Ok(());
+        }
         let txn = self.db.begin().await?;
         if !sent.is_empty() {
-            let update = Query::update()
-                .table(table.clone())
-                .value(col("sent_at"), now)
-                .value(col("lease_owner"), no_owner.clone())
-                .value(col("lease_until"), no_time)
-                .and_where(Expr::col(col("seq")).is_in(sent.iter().copied()))
-                .and_where(Expr::col(col("sent_at")).is_null())
-                .to_owned();
-            txn.execute(&update).await?;
+            txn.execute(&mark_sent).await?;
         }
         match stop {
             Stop::Done => {}
