@@ -26,6 +26,7 @@ use sea_orm::DbErr;
 use uuid::Uuid;
 
 use crate::api::{ConnectionState, ErrorBody};
+use crate::audit_writer::AuditError;
 use crate::auth::Right;
 use crate::sealing::OpenError;
 
@@ -51,6 +52,8 @@ pub(crate) enum VaultError {
     Seal(#[source] CryptoError),
     #[error("database")]
     Database(#[from] DbErr),
+    #[error("the token read could not be audited")]
+    Audit(#[from] AuditError),
     #[error("bus")]
     Bus(#[from] BusError),
     #[error("ORCID failed during {operation}")]

@@ -6,6 +6,8 @@
 //! - Serves an authenticated, audited internal API to the workers (`routes/`): a usable
 //!   access token per iD (refreshed near expiry), client-credentials tokens, revoked reports,
 //!   disconnects, listings without tokens. [`client::VaultClient`] is its typed client.
+//! - Commits every token read's audit row before the token leaves, concurrent reads' rows in
+//!   one `INSERT` (`audit_writer.rs`; [`Application::audit_stats`] counts the inserts).
 //! - Rotates key-encryption keys online ([`rotate`]).
 //!
 //! Entry points: [`Application::build`] (tests bind port 0) and [`run`]; [`migrate`] applies
@@ -18,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod handoff;
 
+mod audit_writer;
 mod auth;
 mod connect;
 mod error;
@@ -30,6 +33,7 @@ mod startup;
 mod store;
 mod vault;
 
+pub use audit_writer::AuditStats;
 pub use auth::{Right, token_sha256_hex};
 pub use keys::KeyRingHandle;
 pub use migration::{Migrator, migrate};

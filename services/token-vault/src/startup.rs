@@ -1,5 +1,6 @@
 //! Building and running the vault: database (and migrations), key ring, hand-off keys, ORCID
-//! client, bus consumer of "iD connected", outbox relay, HTTP API on an injected listener.
+//! client, bus consumer of "iD connected", outbox relay, audit writer (group commit of the
+//! token reads' audit rows), HTTP API on an injected listener.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use sea_orm::{DatabaseConnection, DbErr};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit_writer::{AuditStats, AuditWriter, AuditWriterTask};
 use crate::auth::Callers;
 use crate::config::VaultConfig;
 use crate::connect::{ConnectHandler, ReplacedTokens, RevokeReplaced};
@@ -101,6 +103,8 @@ pub struct Application {
     shutdown: CancellationToken,
     consumer: ConsumerHandle,
     relay: JoinHandle<()>,
+    /// Writes the token reads' audit rows; stopped after the HTTP server.
+    audit: AuditWriterTask,
     keys: KeyRingHandle,
     key_dir: Option<PathBuf>,
     /// For the SIGHUP check of which key ids rows still use.
@@ -125,7 +129,8 @@ impl Application {
     }
 
     /// Connects (or takes `deps`), migrates when `database.migrate`, starts consuming "iD
-    /// connected" and relaying the outbox, and binds the API on `vault.host:vault.port`.
+    /// connected", relaying the outbox and writing audit rows, and binds the API on
+    /// `vault.host:vault.port`.
     ///
     /// # Errors
     /// [`StartupError`].
@@ -204,6 +209,7 @@ impl Application {
             .map_err(StartupError::Bus)?;
         let relay = relay.spawn(shutdown.clone());
 
+        let (audit_writer, audit) = AuditWriter::spawn(db.clone());
         let vault = web::Data::new(Vault::new(
             db.clone(),
             keys.clone(),
@@ -211,6 +217,7 @@ impl Application {
             outbox,
             waker,
             Duration::from_secs(config.vault.refresh_before_expiry_secs),
+            audit_writer,
         ));
         let callers = web::Data::new(Callers::from_config(&config.vault.callers));
         if config.vault.callers.is_empty() {
@@ -264,6 +271,7 @@ impl Application {
             shutdown,
             consumer,
             relay,
+            audit,
             keys,
             key_dir: config.vault.key_dir.clone(),
             db,
@@ -280,13 +288,20 @@ impl Application {
         self.keys.clone()
     }
 
+    /// Counters of the audit writer, which commits the audit rows of concurrent token reads
+    /// together (batches and rows so far).
+    pub fn audit_stats(&self) -> AuditStats {
+        self.audit.stats()
+    }
+
     /// Cancelling it stops the vault.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Serves until the shutdown token is cancelled, then finishes in-flight requests and
-    /// messages. With `vault.key_dir`, SIGHUP reloads the key ring from the directory.
+    /// Serves until the shutdown token is cancelled, then finishes in-flight requests (and
+    /// their audit rows) and messages. With `vault.key_dir`, SIGHUP reloads the key ring from
+    /// the directory.
     ///
     /// # Errors
     /// [`StartupError::Server`].
@@ -309,6 +324,8 @@ impl Application {
         // The server may also end on its own (a fatal error): stop the rest with it.
         self.shutdown.cancel();
         let _ = stopper.await;
+        // No request is left to read a token: write the queued audit rows, then stop.
+        self.audit.finish().await;
         self.consumer.stop().await;
         let _ = self.relay.await;
         tracing::info!("token vault stopped");

@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::api::{
     ClientScope, ClientToken, Connection, ConnectionPage, ConnectionState, UserToken,
 };
+use crate::audit_writer::AuditWriter;
 use crate::error::{VaultError, error_chain};
 use crate::keys::KeyRingHandle;
 use crate::sealing::{self, TokenPair};
@@ -100,6 +101,8 @@ pub(crate) struct Vault {
     /// restart or another replica tries once more.
     refresh_memos: Mutex<HashMap<Uuid, (i64, RefreshMemo)>>,
     client_tokens: tokio::sync::Mutex<HashMap<ClientScope, CachedClientToken>>,
+    /// Commits the token reads' audit rows (group commit).
+    audit: AuditWriter,
 }
 
 /// ORCID's stated expiry; when it stated none, the lifetime ORCID gives every token (about
@@ -168,6 +171,7 @@ impl Vault {
         outbox: Outbox,
         relay: Arc<Notify>,
         refresh_before_expiry: std::time::Duration,
+        audit: AuditWriter,
     ) -> Self {
         Self {
             db,
@@ -179,6 +183,7 @@ impl Vault {
             refresh_locks: Mutex::new(HashMap::new()),
             refresh_memos: Mutex::new(HashMap::new()),
             client_tokens: tokio::sync::Mutex::new(HashMap::new()),
+            audit,
         }
     }
 
@@ -289,15 +294,16 @@ impl Vault {
         if self.needs_refresh(row.expires_at) && !self.serve_unrefreshed(&row) {
             (row, pair) = self.refresh_serialised(row).await?;
         }
-        audit::record(
-            &self.db,
-            requester.caller,
-            Action::TokenRead,
-            Some(&orcid),
-            None,
-            requester.purpose,
-        )
-        .await?;
+        // Committed (together with concurrent reads' rows) before the token is returned.
+        self.audit
+            .record(
+                requester.caller,
+                Action::TokenRead,
+                Some(&orcid),
+                None,
+                requester.purpose,
+            )
+            .await?;
         Ok(UserToken {
             orcid,
             access_token: pair.access,
@@ -735,15 +741,16 @@ impl Vault {
                 }
             }
         };
-        audit::record(
-            &self.db,
-            requester.caller,
-            Action::ClientTokenRead,
-            None,
-            Some(scope.orcid_scope()),
-            requester.purpose,
-        )
-        .await?;
+        // Committed (together with concurrent reads' rows) before the token is returned.
+        self.audit
+            .record(
+                requester.caller,
+                Action::ClientTokenRead,
+                None,
+                Some(scope.orcid_scope()),
+                requester.purpose,
+            )
+            .await?;
         Ok(ClientToken {
             scope: scope.orcid_scope().to_owned(),
             access_token: token,

@@ -53,7 +53,28 @@ impl Action {
     }
 }
 
-/// Appends one audit row.
+/// A new audit row stamped now (the database assigns the id).
+pub(crate) fn new_row(
+    caller: &str,
+    action: Action,
+    orcid: Option<&str>,
+    scope: Option<&str>,
+    purpose: &str,
+) -> ActiveModel {
+    ActiveModel {
+        id: NotSet,
+        at: Set(chrono::Utc::now()),
+        caller: Set(caller.to_owned()),
+        action: Set(action.as_str().to_owned()),
+        orcid: Set(orcid.map(str::to_owned)),
+        scope: Set(scope.map(str::to_owned)),
+        purpose: Set(purpose.to_owned()),
+    }
+}
+
+/// Appends one audit row on `conn`: in a transaction, it commits with the transaction's other
+/// changes. Token reads go through [`crate::audit_writer::AuditWriter`] instead, which commits
+/// the rows of concurrent reads together.
 pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
     caller: &str,
@@ -62,16 +83,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     scope: Option<&str>,
     purpose: &str,
 ) -> Result<(), DbErr> {
-    let row = ActiveModel {
-        id: NotSet,
-        at: Set(chrono::Utc::now()),
-        caller: Set(caller.to_owned()),
-        action: Set(action.as_str().to_owned()),
-        orcid: Set(orcid.map(str::to_owned)),
-        scope: Set(scope.map(str::to_owned)),
-        purpose: Set(purpose.to_owned()),
-    };
-    Entity::insert(row)
+    Entity::insert(new_row(caller, action, orcid, scope, purpose))
         .exec_without_returning(conn)
         .await
         .map(|_| ())

@@ -24,7 +24,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, St
 use secrecy::ExposeSecret;
 use token_vault::client::VaultClient;
 use token_vault::config::{DEFAULTS, VaultConfig};
-use token_vault::{Application, Dependencies, KeyRingHandle, StartupError};
+use token_vault::{Application, AuditStats, Dependencies, KeyRingHandle, StartupError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::fmt::MakeWriter;
@@ -449,6 +449,8 @@ pub struct TestVault {
     pub settings: TestSettings,
     pub base_url: String,
     pub keys: KeyRingHandle,
+    /// The running vault's audit writer counters (replaced by a restart).
+    pub audit: AuditStats,
     pub orcid: OrcidClient,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), StartupError>>,
@@ -490,7 +492,7 @@ pub async fn spawn_vault_with(backend: Backend, settings: TestSettings) -> TestV
             .with_retry(RetryPolicy::none()),
     )
     .expect("ORCID client");
-    let (base_url, keys, shutdown, task) =
+    let (base_url, keys, audit, shutdown, task) =
         start_app(&settings, &db.url, sim.base_url(), &bus).await;
     TestVault {
         db,
@@ -499,6 +501,7 @@ pub async fn spawn_vault_with(backend: Backend, settings: TestSettings) -> TestV
         settings,
         base_url,
         keys,
+        audit,
         orcid,
         shutdown,
         task,
@@ -514,6 +517,7 @@ pub async fn spawn_vault_with(backend: Backend, settings: TestSettings) -> TestV
 type Started = (
     String,
     KeyRingHandle,
+    AuditStats,
     CancellationToken,
     tokio::task::JoinHandle<Result<(), StartupError>>,
 );
@@ -530,9 +534,10 @@ async fn start_app(settings: &TestSettings, db_url: &str, sim_url: &str, bus: &B
     .expect("the vault starts");
     let base_url = format!("http://127.0.0.1:{}", app.port());
     let keys = app.key_ring();
+    let audit = app.audit_stats();
     let shutdown = app.shutdown_token();
     let task = tokio::spawn(app.run_until_stopped());
-    (base_url, keys, shutdown, task)
+    (base_url, keys, audit, shutdown, task)
 }
 
 /// A test service on the bus receiving every event.
@@ -770,10 +775,11 @@ impl TestVault {
     pub async fn restart(&mut self) {
         self.shutdown.cancel();
         let _ = (&mut self.task).await;
-        let (base_url, keys, shutdown, task) =
+        let (base_url, keys, audit, shutdown, task) =
             start_app(&self.settings, &self.db.url, self.sim.base_url(), &self.bus).await;
         self.base_url = base_url;
         self.keys = keys;
+        self.audit = audit;
         self.shutdown = shutdown;
         self.task = task;
     }

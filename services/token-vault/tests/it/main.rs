@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api_auth;
+mod audit_batching;
 mod config;
 mod connect;
 mod helpers;
