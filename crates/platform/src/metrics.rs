@@ -175,7 +175,7 @@ fn describe() {
     describe_histogram!(
         names::RATELIMIT_WAIT_SECONDS,
         Unit::Seconds,
-        "Time each ORCID call waited for a rate-limit permit (0 when one was free) by scope: shared (the bucket in the database) or local (in-process, including the fallback during a database outage)."
+        "Time each ORCID call waited for a rate-limit permit (0 when one was free) by scope: shared (the bucket in the database), shared-yield (a low-priority permit from that bucket, which yields to shared ones while they queue) or local (in-process, including the fallback during a database outage)."
     );
     describe_counter!(
         names::RATELIMIT_FALLBACK_TOTAL,

@@ -1,23 +1,25 @@
 //! The `[orcid]` section every service that talks to ORCID reads, its validation, and the one
 //! way to turn it into an `orcid` client configuration — or, with [`OrcidConfig::client`], a
 //! client whose rate limit (`[orcid.rate_limit]`) every replica shares through the database.
+//! A service that only reads asks for [`OrcidConfig::client_with_priority`] with
+//! [`OrcidConfig::read_priority`]: its requests yield to the writers' on the same bucket.
 
 use std::sync::Arc;
 
 use orcid::client::{OrcidClient, RateLimit};
 use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use crate::config::{Problems, Validate, env_var_name};
-use crate::ratelimit::{self, RateLimitConfig, RateLimitError};
+use crate::ratelimit::{self, Priority, RateLimitConfig, RateLimitError, ReadYieldConfig};
 
 /// The bucket name used when `orcid.rate_limit.bucket` is empty: `orcid:` + the client id.
 pub const BUCKET_PREFIX: &str = "orcid:";
 
 /// `[orcid]`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawOrcidConfig")]
 pub struct OrcidConfig {
     /// `production`, `sandbox`, or a base URL serving everything (a simulator).
     pub registry: String,
@@ -28,11 +30,34 @@ pub struct OrcidConfig {
     /// `[orcid.rate_limit]`: the client's rate limit, shared by every replica through the
     /// database by default. Every key is optional; see [`OrcidConfig::default_rate_limit`].
     /// An empty `bucket` means `orcid:<client_id>` ([`OrcidConfig::rate_limit`]).
-    #[serde(
-        default = "OrcidConfig::default_rate_limit",
-        deserialize_with = "partial_rate_limit"
-    )]
     pub rate_limit: RateLimitConfig,
+    /// `[orcid.rate_limit]`'s `read_reserve` and `read_max_yield_ms`: how a reader's requests
+    /// yield to the writers' ([`OrcidConfig::read_priority`]). Both optional.
+    pub read_yield: ReadYieldConfig,
+}
+
+/// `[orcid]` as written: unknown keys refused, every `[orcid.rate_limit]` key optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrcidConfig {
+    registry: String,
+    client_id: String,
+    client_secret: SecretString,
+    #[serde(default)]
+    rate_limit: PartialRateLimit,
+}
+
+impl From<RawOrcidConfig> for OrcidConfig {
+    fn from(raw: RawOrcidConfig) -> Self {
+        let (rate_limit, read_yield) = raw.rate_limit.fill();
+        OrcidConfig {
+            registry: raw.registry,
+            client_id: raw.client_id,
+            client_secret: raw.client_secret,
+            rate_limit,
+            read_yield,
+        }
+    }
 }
 
 /// [`OrcidConfig::client`] failed.
@@ -88,18 +113,39 @@ impl OrcidConfig {
         })
     }
 
+    /// The priority of a reader's permits: [`Priority::Yield`] with `read_reserve` (default
+    /// half of `burst`) and `read_max_yield_ms` (default 30 s).
+    pub fn read_priority(&self) -> Priority {
+        Priority::Yield(self.read_yield.policy(self.rate_limit.burst))
+    }
+
     /// The ORCID client with its rate limiter from [`ratelimit::limiter_for`]: with
     /// `orcid.rate_limit.shared` (the default) a token bucket in `db` (table
     /// `idbridge_rate_buckets`, created if missing) that every replica on that database
-    /// shares, otherwise an in-process one.
+    /// shares, otherwise an in-process one. Its permits are [`Priority::Normal`].
     ///
     /// # Errors
     /// [`OrcidClientError`]: an unusable registry, an invalid rate limit, or a database
     /// where the bucket table cannot be created.
     pub async fn client(&self, db: &DatabaseConnection) -> Result<OrcidClient, OrcidClientError> {
+        self.client_with_priority(db, Priority::Normal).await
+    }
+
+    /// [`OrcidConfig::client`] whose permits have `priority` (a reader passes
+    /// [`OrcidConfig::read_priority`]); it shares the same bucket as the clients of other
+    /// priorities. Build one client per priority: a reader and a writer in one process must
+    /// not share one client.
+    ///
+    /// # Errors
+    /// As [`OrcidConfig::client`], and a yielding reserve not below the burst.
+    pub async fn client_with_priority(
+        &self,
+        db: &DatabaseConnection,
+        priority: Priority,
+    ) -> Result<OrcidClient, OrcidClientError> {
         let config = self.client_config().map_err(OrcidClientError::Orcid)?;
         let limiter: Arc<dyn orcid::client::RateLimiter> =
-            ratelimit::limiter_for(&self.rate_limit(), db)
+            ratelimit::limiter_for_priority(&self.rate_limit(), db, priority)
                 .await
                 .map_err(OrcidClientError::RateLimit)?;
         OrcidClient::with_rate_limiter(config, limiter).map_err(OrcidClientError::Orcid)
@@ -107,7 +153,7 @@ impl OrcidConfig {
 }
 
 /// `[orcid.rate_limit]` with every key optional (unknown keys refused).
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PartialRateLimit {
     shared: Option<bool>,
@@ -116,22 +162,33 @@ struct PartialRateLimit {
     burst: Option<u32>,
     replicas_hint: Option<u32>,
     batch: Option<u32>,
+    read_reserve: Option<u32>,
+    read_max_yield_ms: Option<u64>,
 }
 
-/// Fills the keys `[orcid.rate_limit]` leaves out from [`OrcidConfig::default_rate_limit`].
-fn partial_rate_limit<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<RateLimitConfig, D::Error> {
-    let partial = PartialRateLimit::deserialize(deserializer)?;
-    let default = OrcidConfig::default_rate_limit();
-    Ok(RateLimitConfig {
-        shared: partial.shared.unwrap_or(default.shared),
-        bucket: partial.bucket.unwrap_or(default.bucket),
-        per_second: partial.per_second.unwrap_or(default.per_second),
-        burst: partial.burst.unwrap_or(default.burst),
-        replicas_hint: partial.replicas_hint.unwrap_or(default.replicas_hint),
-        batch: partial.batch.unwrap_or(default.batch),
-    })
+impl PartialRateLimit {
+    /// Fills the keys `[orcid.rate_limit]` leaves out from
+    /// [`OrcidConfig::default_rate_limit`] and [`ReadYieldConfig::default`].
+    fn fill(self) -> (RateLimitConfig, ReadYieldConfig) {
+        let default = OrcidConfig::default_rate_limit();
+        let read_default = ReadYieldConfig::default();
+        (
+            RateLimitConfig {
+                shared: self.shared.unwrap_or(default.shared),
+                bucket: self.bucket.unwrap_or(default.bucket),
+                per_second: self.per_second.unwrap_or(default.per_second),
+                burst: self.burst.unwrap_or(default.burst),
+                replicas_hint: self.replicas_hint.unwrap_or(default.replicas_hint),
+                batch: self.batch.unwrap_or(default.batch),
+            },
+            ReadYieldConfig {
+                read_reserve: self.read_reserve,
+                read_max_yield_ms: self
+                    .read_max_yield_ms
+                    .unwrap_or(read_default.read_max_yield_ms),
+            },
+        )
+    }
 }
 
 impl Validate for OrcidConfig {
@@ -164,5 +221,7 @@ impl Validate for OrcidConfig {
             );
         }
         self.rate_limit().validate_at("orcid.rate_limit", problems);
+        self.read_yield
+            .validate_at("orcid.rate_limit", self.rate_limit.burst, problems);
     }
 }

@@ -8,16 +8,32 @@
 //!   takes the permit. When the bucket is empty the permit is still taken, as debt (the
 //!   tokens go negative), and the caller sleeps until its turn: one round trip per permit, no
 //!   polling, first come first served across replicas.
-//! - [`limiter_for`] is what a service calls: shared or in-process, from the config.
+//! - [`Priority`]: a limiter takes [`Priority::Normal`] permits (above, the writer's) or
+//!   [`Priority::Yield`] ones (the reader's): a yielding permit is taken only while the
+//!   bucket, refilled, would still hold at least [`YieldPolicy::reserve`] tokens after it (one
+//!   conditional upsert; no row returned means not taken). Otherwise the caller reads the
+//!   refilled level, sleeps until the bucket would be at `reserve + 1` (clamped to 50 ms …
+//!   1 s, then it checks again) and tries again. Normal callers in debt keep the level below
+//!   the reserve, so yielding callers wait while they are queued and take the headroom they
+//!   leave. After [`YieldPolicy::max_yield`] a yielding caller takes a normal (debt) permit:
+//!   starvation is bounded. The yielding callers of one limiter queue in order behind one
+//!   another, so only one of them polls the database at a time.
+//! - [`limiter_for`] (and [`limiter_for_priority`]) is what a service calls: shared or
+//!   in-process, from the config.
+//! - [`ReadYieldConfig`] holds the keys `read_reserve` and `read_max_yield_ms` that shape the
+//!   yielding permits of `[orcid.rate_limit]` (crate::orcid).
 //!
-//! Every permit's wait goes to `idbridge_ratelimit_wait_seconds{scope}` (`shared`: from the
-//! database bucket; `local`: from an in-process limiter, the configured one or the outage
-//! fallback), and each fallback permit to `idbridge_ratelimit_fallback_total`.
+//! Every permit's wait goes to `idbridge_ratelimit_wait_seconds{scope}` (`shared`: a normal
+//! permit from the database bucket; `shared-yield`: a yielding one, from its first try to the
+//! permit, including a debt permit taken after `max_yield`; `local`: from an in-process
+//! limiter, the configured one or the outage fallback), and each fallback permit to
+//! `idbridge_ratelimit_fallback_total`.
 //!
 //! When the database does not answer (error, or no answer within the timeout), the limiter
 //! falls back to an in-process governor at `per_second / replicas_hint` (burst
 //! `burst / replicas_hint`), logs one warning per outage, and probes the database again at
-//! most once per probe interval; the first probe that succeeds ends the outage.
+//! most once per probe interval; the first probe that succeeds ends the outage. Yielding
+//! callers use the same fallback, without priority.
 
 use std::fmt;
 use std::sync::Arc;
@@ -45,6 +61,17 @@ pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Local reserved permits older than this are thrown away rather than used late.
 const MAX_HOLD: Duration = Duration::from_secs(1);
+
+/// How long a yielding caller waits at most, by default, before it takes a normal permit.
+pub const DEFAULT_MAX_YIELD: Duration = Duration::from_millis(DEFAULT_MAX_YIELD_MS);
+const DEFAULT_MAX_YIELD_MS: u64 = 30_000;
+
+/// The shortest and the longest sleep of a yielding caller between two tries.
+const YIELD_RECHECK_MIN: Duration = Duration::from_millis(50);
+const YIELD_RECHECK_MAX: Duration = Duration::from_secs(1);
+
+/// The longest `read_max_yield_ms` accepted (one hour).
+const MAX_YIELD_MS_LIMIT: u64 = 3_600_000;
 
 fn default_one() -> u32 {
     1
@@ -152,6 +179,119 @@ impl Validate for RateLimitConfig {
     }
 }
 
+/// How a yielding ([`Priority::Yield`]) permit is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YieldPolicy {
+    /// A yielding permit is taken only when the bucket, refilled, holds at least `reserve`
+    /// tokens after it. Must be below the bucket's burst.
+    pub reserve: u32,
+    /// After waiting this long a yielding caller takes a normal permit (as debt if need be).
+    pub max_yield: Duration,
+}
+
+impl YieldPolicy {
+    /// The default reserve for a bucket of `burst`: half of it, rounded down, at least 1,
+    /// and below `burst` (so 0 for a burst of 1).
+    pub fn default_reserve(burst: u32) -> u32 {
+        (burst / 2).max(1).min(burst.saturating_sub(1))
+    }
+
+    /// The default policy for a bucket of `burst`: [`YieldPolicy::default_reserve`] and
+    /// [`DEFAULT_MAX_YIELD`].
+    pub fn for_burst(burst: u32) -> Self {
+        YieldPolicy {
+            reserve: Self::default_reserve(burst),
+            max_yield: DEFAULT_MAX_YIELD,
+        }
+    }
+}
+
+/// Whose permits go first when the bucket is short: see the [module docs](self).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Take the permit now, as debt when the bucket is empty, and wait for its turn.
+    #[default]
+    Normal,
+    /// Take the permit only while the bucket keeps its reserve; yield to normal callers
+    /// otherwise, for at most `max_yield`.
+    Yield(YieldPolicy),
+}
+
+/// The `read_*` keys of an `[…rate_limit]` section: how the yielding permits of the
+/// services that read (see [`Priority::Yield`]) are taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadYieldConfig {
+    /// `read_reserve`: tokens a yielding permit leaves in the bucket. `None`: half of
+    /// `burst` ([`YieldPolicy::default_reserve`]). Must be below `burst`.
+    pub read_reserve: Option<u32>,
+    /// `read_max_yield_ms`: how long a yielding caller waits at most before it takes a
+    /// normal permit. Default 30000.
+    pub read_max_yield_ms: u64,
+}
+
+impl Default for ReadYieldConfig {
+    fn default() -> Self {
+        ReadYieldConfig {
+            read_reserve: None,
+            read_max_yield_ms: DEFAULT_MAX_YIELD_MS,
+        }
+    }
+}
+
+impl ReadYieldConfig {
+    /// The policy for a bucket of `burst`.
+    pub fn policy(&self, burst: u32) -> YieldPolicy {
+        YieldPolicy {
+            reserve: self
+                .read_reserve
+                .unwrap_or_else(|| YieldPolicy::default_reserve(burst)),
+            max_yield: Duration::from_millis(self.read_max_yield_ms),
+        }
+    }
+
+    /// Checks the keys under `section` (e.g. `orcid.rate_limit`) against the bucket's
+    /// `burst`.
+    pub fn validate_at(&self, section: &str, burst: u32, problems: &mut Problems) {
+        if let Some(reserve) = self.read_reserve
+            && burst > 0
+            && reserve >= burst
+        {
+            problems.add(
+                format!("{section}.read_reserve"),
+                format!("is {reserve}, not below {section}.burst ({burst})"),
+                format!(
+                    "set {section}.read_reserve below {section}.burst (e.g. {}), or leave it out \
+                     (default: half of burst)",
+                    YieldPolicy::default_reserve(burst)
+                ),
+            );
+        }
+        if self.read_max_yield_ms > MAX_YIELD_MS_LIMIT {
+            problems.add(
+                format!("{section}.read_max_yield_ms"),
+                "is longer than one hour",
+                "use at most 3600000 (the default is 30000: reads wait at most 30 s for writes)",
+            );
+        }
+    }
+}
+
+/// Refuses a yielding policy whose reserve a full bucket could never keep.
+fn check_priority(limit: RateLimit, priority: Priority) -> Result<(), RateLimitError> {
+    match priority {
+        Priority::Yield(policy) if policy.reserve >= limit.burst => {
+            Err(RateLimitError::Config(format!(
+                "rate_limit.read_reserve ({}) is not below rate_limit.burst ({}); set the \
+                 reserve below burst (e.g. {}) or leave it out",
+                policy.reserve,
+                limit.burst,
+                YieldPolicy::default_reserve(limit.burst)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The limiter cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum RateLimitError {
@@ -225,6 +365,59 @@ const TAKE_SQLITE: &str = "INSERT INTO idbridge_rate_buckets AS b (name, tokens,
      updated_at = MAX(b.updated_at, excluded.updated_at) \
      RETURNING tokens";
 
+/// The yielding take: `TAKE_POSTGRES` that takes `$3` tokens only when `$5` (the reserve)
+/// are left after it, refilled: the first insert (through the `SELECT … WHERE`) and the update
+/// (through `DO UPDATE … WHERE`). No row returned: not taken, and the row is left as it was.
+const TAKE_YIELD_POSTGRES: &str = "INSERT INTO idbridge_rate_buckets AS b (name, tokens, updated_at) \
+     SELECT $1, $2 - $3, clock_timestamp() WHERE $2 - $3 >= $5 \
+     ON CONFLICT (name) DO UPDATE SET \
+     tokens = LEAST($2, b.tokens + $4 * GREATEST(0.0, \
+         EXTRACT(EPOCH FROM (excluded.updated_at - b.updated_at))::double precision)) - $3, \
+     updated_at = GREATEST(b.updated_at, excluded.updated_at) \
+     WHERE LEAST($2, b.tokens + $4 * GREATEST(0.0, \
+         EXTRACT(EPOCH FROM (excluded.updated_at - b.updated_at))::double precision)) - $3 >= $5 \
+     RETURNING tokens";
+
+/// `TAKE_YIELD_POSTGRES` for SQLite (whose `INSERT … SELECT` needs its `WHERE` for the
+/// upsert to parse, which it has).
+const TAKE_YIELD_SQLITE: &str = "INSERT INTO idbridge_rate_buckets AS b (name, tokens, updated_at) \
+     SELECT ?1, ?2 - ?3, (julianday('now') - 2440587.5) * 86400.0 WHERE ?2 - ?3 >= ?5 \
+     ON CONFLICT (name) DO UPDATE SET \
+     tokens = MIN(?2, b.tokens + ?4 * MAX(0.0, excluded.updated_at - b.updated_at)) - ?3, \
+     updated_at = MAX(b.updated_at, excluded.updated_at) \
+     WHERE MIN(?2, b.tokens + ?4 * MAX(0.0, excluded.updated_at - b.updated_at)) - ?3 >= ?5 \
+     RETURNING tokens";
+
+/// The bucket's level refilled to now on the database clock, without taking anything (`$2`
+/// burst, `$3` rate).
+const LEVEL_POSTGRES: &str = "SELECT LEAST($2, tokens + $3 * GREATEST(0.0, \
+     EXTRACT(EPOCH FROM (clock_timestamp() - updated_at))::double precision)) AS tokens \
+     FROM idbridge_rate_buckets WHERE name = $1";
+
+const LEVEL_SQLITE: &str = "SELECT MIN(?2, tokens + ?3 * MAX(0.0, \
+     (julianday('now') - 2440587.5) * 86400.0 - updated_at)) AS tokens \
+     FROM idbridge_rate_buckets WHERE name = ?1";
+
+/// The statements of one backend.
+#[derive(Clone, Copy)]
+struct Statements {
+    take: &'static str,
+    take_yield: &'static str,
+    level: &'static str,
+}
+
+const POSTGRES: Statements = Statements {
+    take: TAKE_POSTGRES,
+    take_yield: TAKE_YIELD_POSTGRES,
+    level: LEVEL_POSTGRES,
+};
+
+const SQLITE: Statements = Statements {
+    take: TAKE_SQLITE,
+    take_yield: TAKE_YIELD_SQLITE,
+    level: LEVEL_SQLITE,
+};
+
 /// What a [`SharedRateLimiter`] has done so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SharedLimiterStats {
@@ -240,6 +433,10 @@ pub struct SharedLimiterStats {
     pub fallback_permits: u64,
     /// Outages seen (one warning each).
     pub outages: u64,
+    /// Yielding tries the bucket refused (its level was below the reserve).
+    pub yield_refusals: u64,
+    /// Yielding callers that waited `max_yield` and took a normal permit.
+    pub yield_overruns: u64,
 }
 
 impl From<SharedLimiterStats> for LimiterStats {
@@ -260,6 +457,8 @@ struct Counters {
     db_round_trips: AtomicU64,
     fallback_permits: AtomicU64,
     outages: AtomicU64,
+    yield_refusals: AtomicU64,
+    yield_overruns: AtomicU64,
 }
 
 /// Permits reserved from the database and not used yet (only with `batch > 1`).
@@ -277,7 +476,10 @@ struct Reserved {
 /// the bucket): the limit errs on the safe side.
 pub struct SharedRateLimiter {
     db: DatabaseConnection,
-    take_sql: &'static str,
+    sql: Statements,
+    priority: Priority,
+    /// Yielding callers queue here, first come first served: only the first polls.
+    yield_queue: tokio::sync::Mutex<()>,
     bucket: String,
     limit: RateLimit,
     batch: u32,
@@ -309,16 +511,18 @@ impl SharedRateLimiter {
                 "rate_limit.bucket is empty; name the bucket".to_owned(),
             ));
         }
-        let take_sql = match db.get_database_backend() {
-            DbBackend::Postgres => TAKE_POSTGRES,
-            DbBackend::Sqlite => TAKE_SQLITE,
+        let sql = match db.get_database_backend() {
+            DbBackend::Postgres => POSTGRES,
+            DbBackend::Sqlite => SQLITE,
             _ => return Err(RateLimitError::UnsupportedBackend),
         };
         let fallback = GovernorRateLimiter::new(config.fallback_limit())
             .map_err(|e| RateLimitError::Config(e.to_string()))?;
         Ok(SharedRateLimiter {
             db,
-            take_sql,
+            sql,
+            priority: Priority::Normal,
+            yield_queue: tokio::sync::Mutex::new(()),
             bucket: config.bucket.trim().to_owned(),
             limit: config.limit(),
             batch: config.batch,
@@ -342,6 +546,22 @@ impl SharedRateLimiter {
         self.db_timeout = db_timeout;
         self.probe_interval = probe_interval;
         self
+    }
+
+    /// Sets whose permits go first (default [`Priority::Normal`]); a reader asks for
+    /// [`Priority::Yield`]. Limiters of either priority share the bucket by its name.
+    ///
+    /// # Errors
+    /// [`RateLimitError::Config`] when a yielding reserve is not below the burst.
+    pub fn with_priority(mut self, priority: Priority) -> Result<Self, RateLimitError> {
+        check_priority(self.limit, priority)?;
+        self.priority = priority;
+        Ok(self)
+    }
+
+    /// The priority of this limiter's permits.
+    pub fn priority(&self) -> Priority {
+        self.priority
     }
 
     /// The shared bucket's shape.
@@ -369,31 +589,77 @@ impl SharedRateLimiter {
             db_round_trips: c.db_round_trips.load(Ordering::Relaxed),
             fallback_permits: c.fallback_permits.load(Ordering::Relaxed),
             outages: c.outages.load(Ordering::Relaxed),
+            yield_refusals: c.yield_refusals.load(Ordering::Relaxed),
+            yield_overruns: c.yield_overruns.load(Ordering::Relaxed),
         }
+    }
+
+    /// Runs `sql` with `values` within the timeout; its `tokens` column, `None` for no row.
+    async fn query_tokens<const N: usize>(
+        &self,
+        sql: &'static str,
+        values: [Value; N],
+    ) -> Result<Option<f64>, String> {
+        let statement = Statement::from_sql_and_values(self.db.get_database_backend(), sql, values);
+        let row =
+            match tokio::time::timeout(self.db_timeout, self.db.query_one_raw(statement)).await {
+                Err(_) => return Err(format!("no answer within {:?}", self.db_timeout)),
+                Ok(Err(e)) => return Err(e.to_string()),
+                Ok(Ok(row)) => row,
+            };
+        let tokens = match row {
+            None => None,
+            Some(row) => Some(
+                row.try_get::<f64>("", "tokens")
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        self.counters.db_round_trips.fetch_add(1, Ordering::Relaxed);
+        Ok(tokens)
     }
 
     /// Takes `n` tokens in one statement; returns the tokens left (negative: debt).
     async fn take(&self, n: u32) -> Result<f64, String> {
-        let statement = Statement::from_sql_and_values(
-            self.db.get_database_backend(),
-            self.take_sql,
+        self.query_tokens(
+            self.sql.take,
             [
                 Value::from(self.bucket.clone()),
                 Value::from(f64::from(self.limit.burst)),
                 Value::from(f64::from(n)),
                 Value::from(f64::from(self.limit.per_second)),
             ],
-        );
-        let row =
-            match tokio::time::timeout(self.db_timeout, self.db.query_one_raw(statement)).await {
-                Err(_) => return Err(format!("no answer within {:?}", self.db_timeout)),
-                Ok(Err(e)) => return Err(e.to_string()),
-                Ok(Ok(None)) => return Err("the upsert returned no row".to_owned()),
-                Ok(Ok(Some(row))) => row,
-            };
-        let tokens: f64 = row.try_get("", "tokens").map_err(|e| e.to_string())?;
-        self.counters.db_round_trips.fetch_add(1, Ordering::Relaxed);
-        Ok(tokens)
+        )
+        .await?
+        .ok_or_else(|| "the upsert returned no row".to_owned())
+    }
+
+    /// Takes one token only when `reserve` are left after it, refilled: `Some(tokens left)`
+    /// when taken, `None` when the bucket refused (and was left as it was).
+    async fn take_yield(&self, reserve: u32) -> Result<Option<f64>, String> {
+        self.query_tokens(
+            self.sql.take_yield,
+            [
+                Value::from(self.bucket.clone()),
+                Value::from(f64::from(self.limit.burst)),
+                Value::from(1.0f64),
+                Value::from(f64::from(self.limit.per_second)),
+                Value::from(f64::from(reserve)),
+            ],
+        )
+        .await
+    }
+
+    /// The bucket's level refilled to now, without taking; `None` when it has no row.
+    async fn level(&self) -> Result<Option<f64>, String> {
+        self.query_tokens(
+            self.sql.level,
+            [
+                Value::from(self.bucket.clone()),
+                Value::from(f64::from(self.limit.burst)),
+                Value::from(f64::from(self.limit.per_second)),
+            ],
+        )
+        .await
     }
 
     /// Whether the database should be tried now: `Some(false)` outside an outage,
@@ -487,29 +753,124 @@ impl SharedRateLimiter {
         reserved.ready.pop_front()
     }
 
-    async fn acquire_permit(&self) -> Duration {
-        let from_db = match self.may_try_db() {
-            Some(probe) => self.ready_at(probe).await,
-            None => None,
+    /// A yielding permit from the database (see the [module docs](self)) and how long its
+    /// caller waited, or `None` when the database did not answer (the caller falls back).
+    async fn acquire_yielding(&self, policy: YieldPolicy) -> Option<Duration> {
+        let probe = self.may_try_db()?;
+        let start = Instant::now();
+        let deadline = start + policy.max_yield;
+        let rate = f64::from(self.limit.per_second);
+        // First come first served among this limiter's yielding callers; a caller that
+        // cannot get its turn before its deadline takes a normal permit.
+        let (queue, queued) = match self.yield_queue.try_lock() {
+            Ok(turn) => (Some(turn), false),
+            Err(_) => (
+                tokio::time::timeout_at(deadline, self.yield_queue.lock())
+                    .await
+                    .ok(),
+                true,
+            ),
         };
-        let waited = match from_db {
-            Some(at) => {
-                // Time spent waiting for the bucket, not the round trip itself.
-                let wait = at.saturating_duration_since(Instant::now());
-                if !wait.is_zero() {
-                    tokio::time::sleep_until(at).await;
+        // An outage began while this caller queued: do not wait out another timeout, unless
+        // this caller is the probe.
+        if !probe && self.in_outage.load(Ordering::Relaxed) {
+            return None;
+        }
+        if queue.is_some() {
+            let mut refused = false;
+            loop {
+                match self.take_yield(policy.reserve).await {
+                    Err(e) => {
+                        self.db_failed(&e);
+                        return None;
+                    }
+                    Ok(Some(_)) => {
+                        self.db_answered();
+                        // Free at the first try, with no one ahead: no wait (the round trip
+                        // is not one).
+                        let waited = if refused || queued {
+                            start.elapsed()
+                        } else {
+                            Duration::ZERO
+                        };
+                        record_wait(SCOPE_SHARED_YIELD, waited);
+                        return Some(waited);
+                    }
+                    Ok(None) => {}
                 }
-                record_wait(SCOPE_SHARED, wait);
-                wait
+                self.db_answered();
+                refused = true;
+                self.counters.yield_refusals.fetch_add(1, Ordering::Relaxed);
+                let level = match self.level().await {
+                    Ok(level) => level,
+                    Err(e) => {
+                        self.db_failed(&e);
+                        return None;
+                    }
+                };
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let wait = recheck_wait(level, policy.reserve, rate).min(deadline - now);
+                tokio::time::sleep(wait).await;
+                if Instant::now() >= deadline {
+                    break;
+                }
             }
-            None => {
-                let w = self.fallback.acquire().await;
-                self.counters
-                    .fallback_permits
-                    .fetch_add(1, Ordering::Relaxed);
-                record_wait(SCOPE_LOCAL, w);
-                metrics::counter!(names::RATELIMIT_FALLBACK_TOTAL).increment(1);
-                w
+        }
+        drop(queue);
+        // Yielded long enough: a normal permit, as debt if need be.
+        self.counters.yield_overruns.fetch_add(1, Ordering::Relaxed);
+        let tokens = match self.take(1).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.db_failed(&e);
+                return None;
+            }
+        };
+        self.db_answered();
+        let at = Instant::now() + debt_wait(tokens, rate);
+        tokio::time::sleep_until(at).await;
+        let waited = start.elapsed();
+        record_wait(SCOPE_SHARED_YIELD, waited);
+        Some(waited)
+    }
+
+    /// A permit from the in-process fallback, during an outage.
+    async fn fallback_permit(&self) -> Duration {
+        let w = self.fallback.acquire().await;
+        self.counters
+            .fallback_permits
+            .fetch_add(1, Ordering::Relaxed);
+        record_wait(SCOPE_LOCAL, w);
+        metrics::counter!(names::RATELIMIT_FALLBACK_TOTAL).increment(1);
+        w
+    }
+
+    async fn acquire_permit(&self) -> Duration {
+        let waited = match self.priority {
+            Priority::Yield(policy) => match self.acquire_yielding(policy).await {
+                Some(waited) => waited,
+                None => self.fallback_permit().await,
+            },
+            Priority::Normal => {
+                let from_db = match self.may_try_db() {
+                    Some(probe) => self.ready_at(probe).await,
+                    None => None,
+                };
+                match from_db {
+                    Some(at) => {
+                        // Time spent waiting for the bucket, not the round trip itself.
+                        let wait = at.saturating_duration_since(Instant::now());
+                        if !wait.is_zero() {
+                            tokio::time::sleep_until(at).await;
+                        }
+                        record_wait(SCOPE_SHARED, wait);
+                        wait
+                    }
+                    None => self.fallback_permit().await,
+                }
             }
         };
         let c = &self.counters;
@@ -525,6 +886,8 @@ impl SharedRateLimiter {
 
 /// `scope` of a permit from the database bucket.
 const SCOPE_SHARED: &str = "shared";
+/// `scope` of a yielding permit from the database bucket.
+const SCOPE_SHARED_YIELD: &str = "shared-yield";
 /// `scope` of a permit from an in-process limiter (configured, or the outage fallback).
 const SCOPE_LOCAL: &str = "local";
 
@@ -563,12 +926,28 @@ fn debt_wait(tokens: f64, rate: f64) -> Duration {
     Duration::try_from_secs_f64(-tokens / rate).unwrap_or(Duration::from_secs(3600))
 }
 
+/// How long a yielding caller refused at `level` sleeps before it tries again: until the
+/// bucket would hold `reserve + 1` at `rate`, within 50 ms … 1 s. `None` (no row yet): soon.
+fn recheck_wait(level: Option<f64>, reserve: u32, rate: f64) -> Duration {
+    let Some(level) = level else {
+        return YIELD_RECHECK_MIN;
+    };
+    let missing = f64::from(reserve) + 1.0 - level;
+    if missing <= 0.0 || rate <= 0.0 {
+        return YIELD_RECHECK_MIN;
+    }
+    Duration::try_from_secs_f64(missing / rate)
+        .unwrap_or(YIELD_RECHECK_MAX)
+        .clamp(YIELD_RECHECK_MIN, YIELD_RECHECK_MAX)
+}
+
 impl fmt::Debug for SharedRateLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedRateLimiter")
             .field("bucket", &self.bucket)
             .field("limit", &self.limit)
             .field("batch", &self.batch)
+            .field("priority", &self.priority)
             .field("in_outage", &self.in_outage())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -583,7 +962,7 @@ impl RateLimiter for SharedRateLimiter {
 
 /// The limiter a service hands to `OrcidClient::with_rate_limiter`: a [`SharedRateLimiter`]
 /// on `db` when `config.shared` (after [`ensure_table`]), otherwise an in-process
-/// [`GovernorRateLimiter`] of `config.limit()`.
+/// [`GovernorRateLimiter`] of `config.limit()`. Its permits are [`Priority::Normal`].
 ///
 /// # Errors
 /// [`RateLimitError`] when the config is invalid or the table cannot be created.
@@ -591,9 +970,27 @@ pub async fn limiter_for(
     config: &RateLimitConfig,
     db: &DatabaseConnection,
 ) -> Result<Arc<dyn RateLimiter>, RateLimitError> {
+    limiter_for_priority(config, db, Priority::Normal).await
+}
+
+/// [`limiter_for`] with permits of `priority`: a reader asks for [`Priority::Yield`] so that
+/// its requests give way to the writers' on the same bucket. An in-process limiter
+/// (`shared = false`) shares its bucket with nobody and ignores the priority.
+///
+/// # Errors
+/// [`RateLimitError`] when the config or the priority is invalid (a reserve not below the
+/// burst) or the table cannot be created.
+pub async fn limiter_for_priority(
+    config: &RateLimitConfig,
+    db: &DatabaseConnection,
+    priority: Priority,
+) -> Result<Arc<dyn RateLimiter>, RateLimitError> {
+    check_priority(config.limit(), priority)?;
     if config.shared {
         ensure_table(db).await?;
-        Ok(Arc::new(SharedRateLimiter::new(db.clone(), config)?))
+        Ok(Arc::new(
+            SharedRateLimiter::new(db.clone(), config)?.with_priority(priority)?,
+        ))
     } else {
         let mut problems = Problems::default();
         config.validate(&mut problems);
@@ -652,6 +1049,12 @@ mod tests {
                     SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
                         .expect("shared limiter");
                 shared.acquire().await;
+                let yielding =
+                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
+                        .expect("shared limiter")
+                        .with_priority(Priority::Yield(YieldPolicy::for_burst(40)))
+                        .expect("yielding limiter");
+                yielding.acquire().await;
             });
         });
         let text = handle.render();
@@ -678,6 +1081,14 @@ mod tests {
             ),
             Some(1.0),
             "a free permit waits 0: {text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "idbridge_ratelimit_wait_seconds_bucket{scope=\"shared-yield\",le=\"0\"}"
+            ),
+            Some(1.0),
+            "a free yielding permit waits 0: {text}"
         );
         assert_eq!(
             sample(&text, "idbridge_ratelimit_fallback_total"),

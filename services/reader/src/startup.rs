@@ -99,9 +99,11 @@ pub struct Dependencies {
     pub shutdown: Option<CancellationToken>,
     /// Where tokens come from. Default: the vault at `reader.vault.url`.
     pub tokens: Option<Arc<dyn TokenSource>>,
-    /// The ORCID client (share one to share its rate limiter). Default: from `[orcid]` with
-    /// `OrcidConfig::client`, whose rate limit (`[orcid.rate_limit]`) is a bucket in the
-    /// database shared by every replica of the client.
+    /// The ORCID client. Default: from `[orcid]` with `OrcidConfig::client_with_priority`
+    /// and `OrcidConfig::read_priority`: its rate limit (`[orcid.rate_limit]`) is the bucket
+    /// in the database shared by every replica and service of the client, and the reader's
+    /// permits yield to the writer's (`read_reserve`, `read_max_yield_ms`). Do not pass the
+    /// writer's client here: its permits would not yield.
     pub orcid: Option<OrcidClient>,
 }
 
@@ -181,13 +183,19 @@ impl Application {
             migrate(&db).await.map_err(StartupError::Migrate)?;
         }
         // After the database: the rate limit's bucket lives there, shared by every replica
-        // and every service of the same ORCID client.
+        // and every service of the same ORCID client. The reader's reads are low priority:
+        // they yield to the writer's requests while those queue (bounded by
+        // `orcid.rate_limit.read_max_yield_ms`).
         let orcid = match deps.orcid {
             Some(orcid) => orcid,
-            None => config.orcid.client(&db).await.map_err(|e| match e {
-                OrcidClientError::Orcid(e) => StartupError::Orcid(e),
-                OrcidClientError::RateLimit(e) => StartupError::RateLimit(e),
-            })?,
+            None => config
+                .orcid
+                .client_with_priority(&db, config.orcid.read_priority())
+                .await
+                .map_err(|e| match e {
+                    OrcidClientError::Orcid(e) => StartupError::Orcid(e),
+                    OrcidClientError::RateLimit(e) => StartupError::RateLimit(e),
+                })?,
         };
         let bus = match deps.bus {
             Some(bus) => bus,

@@ -8,4 +8,5 @@ mod config;
 mod database;
 mod orcid;
 mod ratelimit;
+mod ratelimit_priority;
 mod telemetry;

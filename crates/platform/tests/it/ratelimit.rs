@@ -11,19 +11,19 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-fn admin_url() -> String {
+pub(crate) fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A database of this test's own on the test PostgreSQL server, dropped by [`PgDb::drop`].
-struct PgDb {
+pub(crate) struct PgDb {
     url: String,
     name: String,
 }
 
 impl PgDb {
-    async fn create() -> Self {
+    pub(crate) async fn create() -> Self {
         let admin_url = admin_url();
         let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
             panic!("rate limit tests need PostgreSQL at {admin_url} (set TEST_DATABASE_URL): {e}")
@@ -46,11 +46,11 @@ impl PgDb {
     }
 
     /// A new pool, as a separate replica would open.
-    async fn pool(&self) -> DatabaseConnection {
+    pub(crate) async fn pool(&self) -> DatabaseConnection {
         Database::connect(&self.url).await.unwrap()
     }
 
-    async fn drop(self) {
+    pub(crate) async fn drop(self) {
         let admin = Database::connect(&admin_url()).await.unwrap();
         let _ = admin
             .execute_unprepared(&format!(
@@ -62,7 +62,7 @@ impl PgDb {
     }
 }
 
-fn config(bucket: &str, per_second: u32, burst: u32) -> RateLimitConfig {
+pub(crate) fn config(bucket: &str, per_second: u32, burst: u32) -> RateLimitConfig {
     RateLimitConfig {
         shared: true,
         bucket: bucket.to_owned(),
