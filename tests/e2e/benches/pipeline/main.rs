@@ -34,7 +34,9 @@
 //! `IDBRIDGE_E2E_BIN_DIR` (use these executables instead of building them).
 
 mod amqp;
+mod cpu;
 mod pg;
+mod pgstats;
 mod pipeline;
 mod rss;
 mod sim;

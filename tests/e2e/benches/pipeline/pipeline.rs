@@ -26,13 +26,19 @@ use idbridge_e2e::{Binaries, RateLimit, Service, Stack, StackOptions};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 use crate::Settings;
-use crate::rss;
 use crate::sim::{self, SimClient};
+use crate::{cpu, pgstats, rss};
 
 /// The writer's default `writer.partitions` (`services/writer/config.default.toml`).
 const WRITER_DEFAULT_PARTITIONS: u16 = 8;
 /// The writer's default `database.max_connections`.
 const WRITER_DEFAULT_POOL: u32 = 10;
+/// The webhook receiver's default `webhooks.debounce_ms`
+/// (`services/webhook-receiver/config.default.toml`).
+const RECEIVER_DEFAULT_DEBOUNCE_MS: u64 = 5000;
+/// orcid-sim's default webhook delivery interval (`--webhook-interval-ms`). ORCID itself
+/// batches webhooks about every five minutes (reference §5), so this is already far tighter.
+const SIM_DEFAULT_WEBHOOK_INTERVAL_MS: u64 = 5000;
 /// How long the services idle before RSS "at rest" is read.
 const REST: Duration = Duration::from_secs(5);
 
@@ -90,6 +96,10 @@ pub struct Round {
     pub sustained_window: Duration,
     /// Member API requests (all services) during the round.
     pub requests: u64,
+    /// CPU seconds per process from the first publish to the last put code stored.
+    pub cpu: Vec<(String, f64)>,
+    /// The database's work for the round, read after the services idled.
+    pub database: pgstats::Counts,
 }
 
 /// Writes counted as "sustained" start this long after the first event.
@@ -150,7 +160,22 @@ impl PipelineRun {
                 r.p99.as_secs_f64() * 1000.0,
                 r.max.as_secs_f64() * 1000.0
             );
+            let total: f64 = r.cpu.iter().map(|(_, s)| s).sum();
+            println!(
+                "  CPU from first publish to last put code: {total:.2} s in all = {:.2} ms per event, {:.0} % of the machine's {} cores",
+                total * 1000.0 / r.events.max(1) as f64,
+                total * 100.0 / r.seconds.max(1e-9) / cores() as f64,
+                cores()
+            );
+            for (label, seconds) in r.cpu.iter().filter(|(_, s)| *s > 0.0) {
+                println!(
+                    "    {label:<28} {seconds:>7.2} s  {:>6.2} ms/event  {:>4.0} % of a core",
+                    seconds * 1000.0 / r.events.max(1) as f64,
+                    seconds * 100.0 / r.seconds.max(1e-9)
+                );
+            }
             if !self.limited {
+                r.database.print(r.events);
                 continue;
             }
             println!(
@@ -183,6 +208,10 @@ impl PipelineRun {
             );
         }
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 /// Polls `sql` (a `count(*) AS n`) until it reaches `at_least`, at most `limit`.
@@ -311,6 +340,9 @@ pub async fn run(
     }
     options.writer_partitions = partitions;
     options.db_max_connections = WRITER_DEFAULT_POOL;
+    // As deployed, not the harness's quick test settings (300 ms, 200 ms).
+    options.webhook_debounce_ms = RECEIVER_DEFAULT_DEBOUNCE_MS;
+    options.sim_webhook_interval_ms = SIM_DEFAULT_WEBHOOK_INTERVAL_MS;
     let stack = Stack::start(options).await?;
     let result = measure(settings, &stack, limited, events, partitions, services).await;
     if let Err(e) = &result {
@@ -389,9 +421,15 @@ async fn measure(
     let connect_requests = sim::api_requests(&sim::stats(&base).await?);
     sim::clear_stats(&base).await?;
 
+    let mut processes: Vec<(String, u32)> = stack
+        .processes()
+        .into_iter()
+        .map(|(_, _, label, pid)| (label, pid))
+        .collect();
+    processes.push(("orcid-sim (not ours)".to_owned(), stack.sim_pid()));
     let mut rounds = Vec::new();
     for round in 1..=if limited { 2 } else { 1 } {
-        rounds.push(one_round(&db, &bus, &base, &people, round, limited).await?);
+        rounds.push(one_round(&db, &bus, &base, &people, round, limited, &processes).await?);
     }
     let stats = sim::stats(&base).await?;
     let api_requests = sim::api_requests(&stats);
@@ -411,12 +449,6 @@ async fn measure(
     // Memory: peak over the run, then resident after the services idled.
     settle(&base, REST, Duration::from_secs(60)).await?;
     let mut memory = Vec::new();
-    let mut processes: Vec<(String, u32)> = stack
-        .processes()
-        .into_iter()
-        .map(|(_, _, label, pid)| (label, pid))
-        .collect();
-    processes.push(("orcid-sim (not ours)".to_owned(), stack.sim_pid()));
     for (label, pid) in processes {
         if let Some((peak_kib, rest_kib, rest_anon_kib, rest_file_kib)) = rss::of(pid) {
             memory.push(ProcessMemory {
@@ -459,9 +491,12 @@ async fn one_round(
     people: &[String],
     round: usize,
     limited: bool,
+    processes: &[(String, u32)],
 ) -> anyhow::Result<Round> {
     let events = people.len();
     let before = sim::api_requests(&sim::stats(base).await?);
+    let database_before = pgstats::read(db).await?;
+    let cpu_before = cpu::sample(processes);
     let started = Utc::now();
     let sent: Vec<anyhow::Result<(String, DateTime<Utc>)>> =
         stream::iter(people.iter().enumerate())
@@ -490,6 +525,7 @@ async fn one_round(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let cpu_used = cpu::sample(processes).since(&cpu_before);
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -516,6 +552,19 @@ async fn one_round(
     let after = written.iter().filter(|t| **t >= sustain_from).count();
     let sustained_window = (last - sustain_from).to_std().unwrap_or_default();
     let requests = sim::api_requests(&sim::stats(base).await?).saturating_sub(before);
+    // Everything the round caused, the reads after webhooks included: after a quiet period
+    // (not under the limit, where the next round follows at once).
+    let database = if limited {
+        pgstats::Counts::default()
+    } else {
+        // Quiet for longer than the simulator's webhook interval plus the debounce, so the
+        // reads after webhooks have happened.
+        let quiet = Duration::from_millis(
+            SIM_DEFAULT_WEBHOOK_INTERVAL_MS + RECEIVER_DEFAULT_DEBOUNCE_MS + 2000,
+        );
+        settle(base, quiet, Duration::from_secs(180)).await?;
+        pgstats::read(db).await?.since(&database_before)
+    };
     Ok(Round {
         round,
         events: written.len(),
@@ -527,6 +576,8 @@ async fn one_round(
         sustained_per_second: after as f64 / sustained_window.as_secs_f64().max(1e-9),
         sustained_window,
         requests,
+        cpu: cpu_used,
+        database,
     })
 }
 
