@@ -98,6 +98,8 @@ pub struct Round {
     pub requests: u64,
     /// CPU seconds per process from the first publish to the last put code stored.
     pub cpu: Vec<(String, f64)>,
+    /// When 90 % of the round's put codes were stored, from the first publish.
+    pub ninety: Duration,
     /// The database's work for the round, read after the services idled.
     pub database: pgstats::Counts,
 }
@@ -159,6 +161,13 @@ impl PipelineRun {
                 r.p50.as_secs_f64() * 1000.0,
                 r.p99.as_secs_f64() * 1000.0,
                 r.max.as_secs_f64() * 1000.0
+            );
+            let ninety = (r.events * 9 / 10) as f64;
+            println!(
+                "  90 % of the put codes stored after {:.2} s ({:.1} events/s); the last 10 % took {:.2} s",
+                r.ninety.as_secs_f64(),
+                ninety / r.ninety.as_secs_f64().max(1e-9),
+                r.seconds - r.ninety.as_secs_f64()
             );
             let total: f64 = r.cpu.iter().map(|(_, s)| s).sum();
             println!(
@@ -547,6 +556,11 @@ async fn one_round(
     latencies.sort();
     written.sort();
     let last = written.last().copied().unwrap_or(started);
+    let ninety = written
+        .get((written.len() * 9 / 10).saturating_sub(1))
+        .map_or(Duration::ZERO, |t| {
+            (*t - started).to_std().unwrap_or_default()
+        });
     let elapsed = (last - started).to_std().unwrap_or_default();
     let sustain_from = started + chrono::Duration::from_std(SUSTAIN_AFTER)?;
     let after = written.iter().filter(|t| **t >= sustain_from).count();
@@ -577,6 +591,7 @@ async fn one_round(
         sustained_window,
         requests,
         cpu: cpu_used,
+        ninety,
         database,
     })
 }
