@@ -30,7 +30,9 @@
 //! (window of the simulator's raw run, default 5), `BENCH_LIMITED_RATE` / `BENCH_LIMITED_BURST`
 //! (the services' `[orcid.rate_limit]` in part 3, default 24 and 30: ORCID's rate with ten
 //! requests of headroom below its burst), `BENCH_MALLOC_ARENA_MAX` (`MALLOC_ARENA_MAX` of the
-//! service processes, default 2; empty: unset), `TEST_DATABASE_URL`, `TEST_AMQP_URL`,
+//! service processes, default 2; empty: unset), `BENCH_SERVICE_ENV_<NAME>` (sets `<NAME>` in
+//! every service process, e.g. `BENCH_SERVICE_ENV_IDBRIDGE__VAULT__WORKERS=1` for an A/B
+//! run), `TEST_DATABASE_URL`, `TEST_AMQP_URL`,
 //! `IDBRIDGE_E2E_BIN_DIR` (use these executables instead of building them).
 
 mod amqp;

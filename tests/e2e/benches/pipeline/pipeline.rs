@@ -347,6 +347,11 @@ pub async fn run(
     if !settings.malloc_arena_max.is_empty() {
         options = options.env("MALLOC_ARENA_MAX", &settings.malloc_arena_max);
     }
+    for (key, value) in std::env::vars() {
+        if let Some(name) = key.strip_prefix("BENCH_SERVICE_ENV_") {
+            options = options.env(name, &value);
+        }
+    }
     options.writer_partitions = partitions;
     options.db_max_connections = WRITER_DEFAULT_POOL;
     // As deployed, not the harness's quick test settings (300 ms, 200 ms).
