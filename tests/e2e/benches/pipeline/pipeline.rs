@@ -73,6 +73,19 @@ pub struct PipelineRun {
     pub connect_seconds: f64,
     /// Member API requests while researchers connected (the reader's first snapshots).
     pub connect_requests: u64,
+    /// Under the limit with the webhook receiver and the reader: the reads after webhooks,
+    /// which yield to writes, once every snapshot was newer than its record's last write.
+    pub catch_up: Option<CatchUp>,
+}
+
+/// The reader catching up after the rounds.
+pub struct CatchUp {
+    /// Member API reads after the last round's put codes.
+    pub reads: u64,
+    /// From the last put code stored to the last snapshot read.
+    pub after_last_write: f64,
+    /// 503s from the simulator, the rounds and the reads together.
+    pub status_503: u64,
 }
 
 impl PipelineRun {
@@ -201,6 +214,12 @@ impl PipelineRun {
             "simulator: {} member API requests ({:.2} per event), {} POST employment, {} answered 503",
             self.api_requests, self.orcid_calls_per_event, self.posts, self.status_503
         );
+        if let Some(c) = &self.catch_up {
+            println!(
+                "reads after webhooks (low priority, after the rounds): {} member API reads; every record's snapshot newer than its last write {:.1} s after the last put code; 503s in all: {}",
+                c.reads, c.after_last_write, c.status_503
+            );
+        }
         println!("simulator stats: {}", self.stats);
         println!(
             "process               peak RSS (VmHWM)   RSS at rest (VmRSS, {} s idle) = anonymous + file-backed",
@@ -459,6 +478,14 @@ async fn measure(
         .flat_map(|(_, by_status)| by_status.values())
         .sum();
     let written_events = events * rounds.len();
+    let catch_up = if limited
+        && services.contains(&Service::Reader)
+        && services.contains(&Service::WebhookReceiver)
+    {
+        Some(catch_up(&db, &base, events, api_requests).await?)
+    } else {
+        None
+    };
 
     // Memory: peak over the run, then resident after the services idled.
     settle(&base, REST, Duration::from_secs(60)).await?;
@@ -493,6 +520,42 @@ async fn measure(
         memory,
         connect_seconds,
         connect_requests,
+        catch_up,
+    })
+}
+
+/// Waits until every record's snapshot is newer than its last write (the reads after the
+/// webhooks of the rounds' writes, which yield to writes while they are queued).
+async fn catch_up(
+    db: &DatabaseConnection,
+    base: &str,
+    records: usize,
+    requests_after_rounds: u64,
+) -> anyhow::Result<CatchUp> {
+    wait_count(
+        db,
+        "SELECT count(*) AS n FROM reader_snapshots s WHERE s.read_at >= \
+         (SELECT max(w.written_at) FROM writer_items w WHERE w.orcid = s.orcid)",
+        records,
+        Duration::from_secs(300),
+        "records whose snapshot the reader read after their last write",
+    )
+    .await?;
+    let after_last_write = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT EXTRACT(EPOCH FROM (max(s.read_at) - \
+             (SELECT max(written_at) FROM writer_items)))::float8 AS n FROM reader_snapshots s",
+        ))
+        .await?
+        .map(|row| row.try_get::<f64>("", "n"))
+        .transpose()?
+        .unwrap_or(0.0);
+    let stats = sim::stats(base).await?;
+    Ok(CatchUp {
+        reads: sim::api_requests(&stats).saturating_sub(requests_after_rounds),
+        after_last_write,
+        status_503: sim::count(&stats, "503"),
     })
 }
 
