@@ -32,7 +32,10 @@
 //! requests of headroom below its burst), `BENCH_MALLOC_ARENA_MAX` (`MALLOC_ARENA_MAX` of the
 //! service processes, default 2; empty: unset), `BENCH_SERVICE_ENV_<NAME>` (sets `<NAME>` in
 //! every service process, e.g. `BENCH_SERVICE_ENV_IDBRIDGE__VAULT__WORKERS=1` for an A/B
-//! run), `TEST_DATABASE_URL`, `TEST_AMQP_URL`,
+//! run), `BENCH_WEBHOOK_DEBOUNCE_MS` / `BENCH_SIM_WEBHOOK_INTERVAL_MS` (the webhook receiver's
+//! debounce and the simulator's webhook interval; default 5000 each, as deployed and as the
+//! simulator ships: with shorter ones the reads after webhooks overlap the hires),
+//! `TEST_DATABASE_URL`, `TEST_AMQP_URL`,
 //! `IDBRIDGE_E2E_BIN_DIR` (use these executables instead of building them).
 
 mod amqp;
@@ -62,6 +65,8 @@ pub struct Settings {
     pub limited_rate: u32,
     pub limited_burst: u32,
     pub malloc_arena_max: String,
+    pub webhook_debounce_ms: u64,
+    pub sim_webhook_interval_ms: u64,
 }
 
 /// `all` (every service), `write` (token vault and writer), `write+read` (token vault,
@@ -106,6 +111,14 @@ impl Settings {
             limited_burst: env_or("BENCH_LIMITED_BURST", 30),
             malloc_arena_max: std::env::var("BENCH_MALLOC_ARENA_MAX")
                 .unwrap_or_else(|_| "2".to_owned()),
+            webhook_debounce_ms: env_or(
+                "BENCH_WEBHOOK_DEBOUNCE_MS",
+                pipeline::RECEIVER_DEFAULT_DEBOUNCE_MS,
+            ),
+            sim_webhook_interval_ms: env_or(
+                "BENCH_SIM_WEBHOOK_INTERVAL_MS",
+                pipeline::SIM_DEFAULT_WEBHOOK_INTERVAL_MS,
+            ),
         }
     }
 }

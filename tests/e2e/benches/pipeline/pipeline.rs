@@ -35,10 +35,10 @@ const WRITER_DEFAULT_PARTITIONS: u16 = 8;
 const WRITER_DEFAULT_POOL: u32 = 10;
 /// The webhook receiver's default `webhooks.debounce_ms`
 /// (`services/webhook-receiver/config.default.toml`).
-const RECEIVER_DEFAULT_DEBOUNCE_MS: u64 = 5000;
+pub const RECEIVER_DEFAULT_DEBOUNCE_MS: u64 = 5000;
 /// orcid-sim's default webhook delivery interval (`--webhook-interval-ms`). ORCID itself
 /// batches webhooks about every five minutes (reference §5), so this is already far tighter.
-const SIM_DEFAULT_WEBHOOK_INTERVAL_MS: u64 = 5000;
+pub const SIM_DEFAULT_WEBHOOK_INTERVAL_MS: u64 = 5000;
 /// How long the services idle before RSS "at rest" is read.
 const REST: Duration = Duration::from_secs(5);
 
@@ -373,9 +373,9 @@ pub async fn run(
     }
     options.writer_partitions = partitions;
     options.db_max_connections = WRITER_DEFAULT_POOL;
-    // As deployed, not the harness's quick test settings (300 ms, 200 ms).
-    options.webhook_debounce_ms = RECEIVER_DEFAULT_DEBOUNCE_MS;
-    options.sim_webhook_interval_ms = SIM_DEFAULT_WEBHOOK_INTERVAL_MS;
+    // As deployed, not the harness's quick test settings (300 ms, 200 ms), unless asked.
+    options.webhook_debounce_ms = settings.webhook_debounce_ms;
+    options.sim_webhook_interval_ms = settings.sim_webhook_interval_ms;
     let stack = Stack::start(options).await?;
     let result = measure(settings, &stack, limited, events, partitions, services).await;
     if let Err(e) = &result {
@@ -462,7 +462,12 @@ async fn measure(
     processes.push(("orcid-sim (not ours)".to_owned(), stack.sim_pid()));
     let mut rounds = Vec::new();
     for round in 1..=if limited { 2 } else { 1 } {
-        rounds.push(one_round(&db, &bus, &base, &people, round, limited, &processes).await?);
+        // Quiet for longer than the simulator's webhook interval plus the debounce: the
+        // reads after webhooks have happened.
+        let quiet = Duration::from_millis(
+            settings.sim_webhook_interval_ms + settings.webhook_debounce_ms + 2000,
+        );
+        rounds.push(one_round(&db, &bus, &base, &people, round, limited, &processes, quiet).await?);
     }
     let stats = sim::stats(&base).await?;
     let api_requests = sim::api_requests(&stats);
@@ -561,6 +566,7 @@ async fn catch_up(
 
 /// One round: a hire into position `round` for every person, published as HR would
 /// (confirmed, partition key = person id); done when every put code of the round is stored.
+#[allow(clippy::too_many_arguments)]
 async fn one_round(
     db: &DatabaseConnection,
     bus: &Bus,
@@ -569,6 +575,7 @@ async fn one_round(
     round: usize,
     limited: bool,
     processes: &[(String, u32)],
+    quiet: Duration,
 ) -> anyhow::Result<Round> {
     let events = people.len();
     let before = sim::api_requests(&sim::stats(base).await?);
@@ -639,11 +646,6 @@ async fn one_round(
     let database = if limited {
         pgstats::Counts::default()
     } else {
-        // Quiet for longer than the simulator's webhook interval plus the debounce, so the
-        // reads after webhooks have happened.
-        let quiet = Duration::from_millis(
-            SIM_DEFAULT_WEBHOOK_INTERVAL_MS + RECEIVER_DEFAULT_DEBOUNCE_MS + 2000,
-        );
         settle(base, quiet, Duration::from_secs(180)).await?;
         pgstats::read(db).await?.since(&database_before)
     };
