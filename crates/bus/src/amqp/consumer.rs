@@ -112,10 +112,6 @@ async fn run<H: Handler>(
     }
 }
 
-/// Unacknowledged messages a partition's consumer holds: the one being handled and the next.
-/// Handling stays one at a time per partition (hence per key).
-const PARTITION_PREFETCH: u16 = 2;
-
 async fn session<H: Handler>(
     ctx: &Ctx<H>,
     ready: &mut Option<oneshot::Sender<Result<(), BusError>>>,
@@ -129,14 +125,9 @@ async fn session<H: Handler>(
     }
     let channel = connection.create_channel().await?;
     let partitioned = ctx.spec.partitions.is_some();
-    // Per-consumer prefetch (global = false). A partition's messages are handled one at a
-    // time (below); the second one it may hold waits in this process, so the next message is
-    // at hand when the current one is acknowledged instead of a broker round trip later.
-    let prefetch = if partitioned {
-        PARTITION_PREFETCH
-    } else {
-        ctx.prefetch
-    };
+    // Per-consumer prefetch (global = false): with one consumer per partition queue, a
+    // prefetch of 1 is one message in flight per partition.
+    let prefetch = if partitioned { 1 } else { ctx.prefetch };
     channel
         .basic_qos(prefetch, BasicQosOptions { global: false })
         .await?;

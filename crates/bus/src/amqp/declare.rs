@@ -289,8 +289,8 @@ async fn declare_service(
             let router = names.partition_exchange(&service.name);
             declare_router(channel, &router, CONSISTENT_HASH).await?;
             let mut partition_args = work;
-            // One consumer at a time per partition, across every replica, handling its
-            // messages one at a time: one message in flight per partition, hence per key.
+            // One consumer at a time per partition, across every replica: with prefetch 1
+            // that is one message in flight per partition, hence per key.
             partition_args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
             for index in 0..partitions {
                 let queue = names.partition(&service.name, index);
