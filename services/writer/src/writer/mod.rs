@@ -329,21 +329,13 @@ impl Writer {
     /// ready" or "record updated" (items the researcher deleted).
     /// Malformed messages are parked with the reason; a message already processed (same
     /// message id) is acknowledged without effect.
-    ///
-    /// HR and work events skip the inbox (`writer_inbox`): the merge records each event id
-    /// once (`writer_events`) and a repeated event only finds its item current, so the
-    /// inbox's lookup and claim would be two statements per event that change nothing.
     pub async fn handle(&self, delivery: &Delivery) -> Outcome {
         let inner = &self.inner;
         let message_id = delivery.envelope.message_id;
-        let message_type = delivery.envelope.message_type.as_str();
-        let use_inbox = message_type != HrEvent::TYPE && message_type != WorkEvent::TYPE;
-        if use_inbox {
-            match inner.inbox.contains(&inner.db, message_id).await {
-                Ok(true) => return Outcome::Ack,
-                Ok(false) => {}
-                Err(e) => return Outcome::retry(Duration::ZERO, format!("inbox: {e}")),
-            }
+        match inner.inbox.contains(&inner.db, message_id).await {
+            Ok(true) => return Outcome::Ack,
+            Ok(false) => {}
+            Err(e) => return Outcome::retry(Duration::ZERO, format!("inbox: {e}")),
         }
         let cause = Cause::of(delivery);
         let outcome = match delivery.envelope.message_type.as_str() {
@@ -392,8 +384,7 @@ impl Writer {
                 delivery.routing_key
             )),
         };
-        if use_inbox
-            && outcome == Outcome::Ack
+        if outcome == Outcome::Ack
             && let Err(e) = inner.inbox.claim(&inner.db, &delivery.envelope).await
         {
             // Harmless: the effects are committed and idempotent; a redelivery finds nothing
