@@ -3,19 +3,20 @@
 //! partition) on the writer's pool size.
 //!
 //! Per event, the statements the writer sends for a hire of a connected person whose item
-//! has no put code yet (`services/writer/src/writer/{mod,merge,sync}.rs`, `bus::outbox`, the
-//! shared rate limit of `idbridge_platform::ratelimit`; HR events skip the inbox, their event
-//! ids deduplicate them in the merge):
+//! has no put code yet (`services/writer/src/writer/{mod,merge,sync}.rs`, `bus::inbox`,
+//! `bus::outbox`, the shared rate limit of `idbridge_platform::ratelimit`):
 //!
-//! 1. merge, one transaction: the latest item row, the event row, INSERT item, INSERT event,
+//! 1. `Inbox::contains` (SELECT);
+//! 2. merge, one transaction: the latest item row, the event row, INSERT item, INSERT event,
 //!    INSERT history row;
-//! 2. whether the section is known clean (SELECT by primary key) and, when it is not, the
+//! 3. whether the section is known clean (SELECT by primary key) and, when it is not, the
 //!    put codes other rows hold (SELECT);
-//! 3. one rate-limit permit per ORCID call (the real [`SharedRateLimiter`] upsert; the
+//! 4. one rate-limit permit per ORCID call (the real [`SharedRateLimiter`] upsert; the
 //!    writer makes `orcid_calls` calls per new item: one post on a section known clean,
 //!    else read the section, then post);
-//! 4. "written", one transaction: UPDATE item, INSERT history row, INSERT "item written"
+//! 5. "written", one transaction: UPDATE item, INSERT history row, INSERT "item written"
 //!    into the outbox;
+//! 6. `Inbox::claim` (INSERT … ON CONFLICT DO NOTHING);
 //!
 //! and, concurrently, the real [`OutboxRelay`] (lease and read in one statement, settle) publishing "item
 //! written" to an in-process bus. The clock stops when every event is done and the outbox is
@@ -229,6 +230,7 @@ async fn one_event(
     orcid_calls: u32,
     i: usize,
 ) -> anyhow::Result<()> {
+    let inbox = bus::inbox::Inbox::new(tables);
     let outbox = Outbox::new(tables);
     let person = format!("pg-{i:06}");
     let key = format!("{person}-pos");
@@ -237,7 +239,10 @@ async fn one_event(
     let envelope = Envelope::raw("hr-event", 1, serde_json::json!({"event_id": event_id}));
     let now = Utc::now();
 
-    // 1. Merge (the event id deduplicates; no inbox).
+    // 1. Seen before?
+    inbox.contains(db, envelope.message_id).await?;
+
+    // 2. Merge.
     let body = desired(i);
     let hash = writer::desired::content_hash(&body);
     let item_id = Uuid::now_v7();
@@ -289,7 +294,7 @@ async fn one_event(
     .await?;
     txn.commit().await?;
 
-    // 2. Whether the section is known clean; when it is not (the run made two ORCID calls
+    // 3. Whether the section is known clean; when it is not (the run made two ORCID calls
     //    per event: read, then post), the put codes other rows hold.
     db.query_one_raw(stmt(
         "SELECT orcid, section, basis, seen_at FROM writer_clean_sections \
@@ -311,12 +316,12 @@ async fn one_event(
         .await?;
     }
 
-    // 3. A permit per ORCID call.
+    // 4. A permit per ORCID call.
     for _ in 0..orcid_calls {
         limiter.acquire().await;
     }
 
-    // 4. Written.
+    // 5. Written.
     let put_code = i64::try_from(i).unwrap_or(0) + 1000;
     let message = OutgoingMessage::event(&ItemWritten {
         orcid: orcid::OrcidId::parse("0000-0002-1825-0097")?,
@@ -354,6 +359,9 @@ async fn one_event(
     .await?;
     outbox.record(&txn, &message).await?;
     txn.commit().await?;
+
+    // 6. Processed.
+    inbox.claim(db, &envelope).await?;
     Ok(())
 }
 
