@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde::Deserialize;
 use uuid::Uuid;
 
-const DEFAULTS: &str = r#"
+pub(crate) const DEFAULTS: &str = r#"
 [orcid]
 registry = "sandbox"
 client_id = "APP-ABCDEFGHIJKLMNOP"
@@ -16,8 +16,8 @@ client_secret = "test-secret"
 "#;
 
 #[derive(Debug, Deserialize)]
-struct Settings {
-    orcid: OrcidConfig,
+pub(crate) struct Settings {
+    pub(crate) orcid: OrcidConfig,
 }
 
 impl Validate for Settings {

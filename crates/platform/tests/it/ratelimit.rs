@@ -353,13 +353,18 @@ async fn the_limiter_goes_back_to_the_database_when_it_answers_again() {
     pg.drop().await;
 }
 
-#[tokio::test]
-async fn an_unreachable_server_falls_back_at_once() {
+/// A lazy pool on a port where no PostgreSQL listens: every statement fails.
+pub(crate) async fn unreachable_db() -> DatabaseConnection {
     let mut options = sea_orm::ConnectOptions::new("postgres://postgres@127.0.0.1:1/nowhere");
     options
         .connect_lazy(true)
         .acquire_timeout(Duration::from_secs(30));
-    let db = Database::connect(options).await.unwrap();
+    Database::connect(options).await.unwrap()
+}
+
+#[tokio::test]
+async fn an_unreachable_server_falls_back_at_once() {
+    let db = unreachable_db().await;
     let limiter = SharedRateLimiter::new(db, &config("unreachable", 1, 3))
         .unwrap()
         .with_timeouts(Duration::from_millis(300), Duration::from_secs(60));

@@ -8,19 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use idbridge_platform::config::{Problems, Sources, Validate};
-use idbridge_platform::orcid::OrcidConfig;
+use idbridge_platform::config::Sources;
 use idbridge_platform::ratelimit::{
     Priority, RateLimitError, SharedRateLimiter, YieldPolicy, ensure_table, limiter_for_priority,
 };
 use orcid::client::RateLimiter;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement, Value};
-use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::ratelimit::{PgDb, config};
+use crate::orcid::{DEFAULTS, Settings};
+use crate::ratelimit::{PgDb, config, unreachable_db};
 
 fn yielding(reserve: u32, max_yield: Duration) -> Priority {
     Priority::Yield(YieldPolicy { reserve, max_yield })
@@ -333,24 +332,6 @@ async fn a_reserve_not_below_the_burst_is_refused_by_the_limiter() {
     drop_sqlite(db, path).await;
 }
 
-const DEFAULTS: &str = r#"
-[orcid]
-registry = "sandbox"
-client_id = "APP-ABCDEFGHIJKLMNOP"
-client_secret = "test-secret"
-"#;
-
-#[derive(Debug, Deserialize)]
-struct Settings {
-    orcid: OrcidConfig,
-}
-
-impl Validate for Settings {
-    fn validate(&self, problems: &mut Problems) {
-        self.orcid.validate(problems);
-    }
-}
-
 #[test]
 fn the_read_keys_default_to_half_the_burst_and_30_seconds() {
     let settings: Settings = Sources::new(DEFAULTS).load().unwrap();
@@ -505,11 +486,7 @@ async fn yielding_callers_queue_behind_one_another_and_keep_the_reserve() {
 
 #[tokio::test]
 async fn yielding_callers_fall_back_like_the_others_when_the_database_is_gone() {
-    let mut options = sea_orm::ConnectOptions::new("postgres://postgres@127.0.0.1:1/nowhere");
-    options
-        .connect_lazy(true)
-        .acquire_timeout(Duration::from_secs(30));
-    let db = Database::connect(options).await.unwrap();
+    let db = unreachable_db().await;
     let limiter = SharedRateLimiter::new(db, &config("unreachable-yield", 10, 4))
         .unwrap()
         .with_priority(yielding(2, Duration::from_secs(10)))
