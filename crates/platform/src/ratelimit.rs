@@ -706,20 +706,26 @@ impl SharedRateLimiter {
         }
     }
 
+    /// One normal permit from the database (as debt if need be): when it may be used, or
+    /// `None` when the database did not answer (the outage is recorded).
+    async fn take_one(&self) -> Option<Instant> {
+        let tokens = match self.take(1).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.db_failed(&e);
+                return None;
+            }
+        };
+        self.db_answered();
+        Some(Instant::now() + debt_wait(tokens, f64::from(self.limit.per_second)))
+    }
+
     /// When the next permit may be used, from the database (with a local batch), or `None`
     /// when the database did not answer.
     async fn ready_at(&self, probe: bool) -> Option<Instant> {
         let rate = f64::from(self.limit.per_second);
         if self.batch <= 1 {
-            let tokens = match self.take(1).await {
-                Ok(t) => t,
-                Err(e) => {
-                    self.db_failed(&e);
-                    return None;
-                }
-            };
-            self.db_answered();
-            return Some(Instant::now() + debt_wait(tokens, rate));
+            return self.take_one().await;
         }
         let mut reserved = self.reserved.lock().await;
         // An outage began while this caller queued for the lock: do not wait out another
@@ -822,15 +828,7 @@ impl SharedRateLimiter {
         drop(queue);
         // Yielded long enough: a normal permit, as debt if need be.
         self.counters.yield_overruns.fetch_add(1, Ordering::Relaxed);
-        let tokens = match self.take(1).await {
-            Ok(tokens) => tokens,
-            Err(e) => {
-                self.db_failed(&e);
-                return None;
-            }
-        };
-        self.db_answered();
-        let at = Instant::now() + debt_wait(tokens, rate);
+        let at = self.take_one().await?;
         tokio::time::sleep_until(at).await;
         let waited = start.elapsed();
         record_wait(SCOPE_SHARED_YIELD, waited);
