@@ -85,7 +85,7 @@ async fn run<H: Handler>(
                 // As if the process died: no acks, the broker requeues what was in flight.
                 let connection = current.lock().ok().and_then(|mut c| c.take());
                 if let Some(connection) = connection {
-                    let _ = connection.close(200, "consumer killed".into()).await;
+                    super::bounded_close("connection", connection.close(200, "consumer killed".into())).await;
                 }
                 return;
             }
@@ -187,8 +187,8 @@ async fn session<H: Handler>(
     futures_util::future::join_all(runs).await;
 
     if ctx.stop.is_cancelled() {
-        let _ = channel.close(200, "stopping".into()).await;
-        let _ = connection.close(200, "stopping".into()).await;
+        super::bounded_close("channel", channel.close(200, "stopping".into())).await;
+        super::bounded_close("connection", connection.close(200, "stopping".into())).await;
         if let Ok(mut slot) = current.lock() {
             slot.take();
         }

@@ -51,7 +51,7 @@ pub(crate) async fn declare(
     let connection = connect(config, "declare").await?;
     let result = declare_on(&connection, names, topology).await;
     if connection.status().connected() {
-        let _ = connection.close(200, "declared".into()).await;
+        super::bounded_close("connection", connection.close(200, "declared".into())).await;
     }
     result
 }
@@ -79,7 +79,7 @@ async fn declare_on(
     for service in &topology.services {
         declare_service(&channel, names, service).await?;
     }
-    let _ = channel.close(200, "declared".into()).await;
+    super::bounded_close("channel", channel.close(200, "declared".into())).await;
     Ok(())
 }
 
@@ -101,7 +101,7 @@ async fn queue_exists(connection: &Connection, queue: &str) -> Result<bool, BusE
         .await
     {
         Ok(_) => {
-            let _ = channel.close(200, "probed".into()).await;
+            super::bounded_close("channel", channel.close(200, "probed".into())).await;
             Ok(true)
         }
         Err(e) if is_not_found(&e) => Ok(false),
@@ -331,7 +331,7 @@ pub(crate) async fn delete(
     let connection = connect(config, "declare").await?;
     let channel = connection.create_channel().await?;
     let result = delete_on(&channel, names, topology).await;
-    let _ = connection.close(200, "deleted".into()).await;
+    super::bounded_close("connection", connection.close(200, "deleted".into())).await;
     result
 }
 

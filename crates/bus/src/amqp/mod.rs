@@ -182,6 +182,25 @@ pub(crate) async fn connect(config: &AmqpConfig, role: &str) -> Result<Connectio
 /// How long a discarded channel's close may wait for the broker (on a task of its own).
 const DISCARD_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a close waits for the broker's close-ok (see [`bounded_close`]).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Awaits the close of a channel or connection for at most [`CLOSE_TIMEOUT`]. Seen once:
+/// the socket was already shut and lapin's close never completed, which held the caller's
+/// shutdown forever. Either way the channel or connection is gone for us afterwards.
+pub(crate) async fn bounded_close<F>(what: &'static str, close: F)
+where
+    F: Future<Output = Result<(), lapin::Error>>,
+{
+    if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+        tracing::warn!(
+            what,
+            timeout_s = CLOSE_TIMEOUT.as_secs(),
+            "RabbitMQ did not confirm the close in time; dropping it"
+        );
+    }
+}
+
 /// A publishing channel (confirm mode) of one kind of publisher, on the shared publishing
 /// connection; reopened on the next publish after it (or the connection) died.
 pub(crate) struct Lane {
@@ -404,7 +423,7 @@ impl AmqpBus {
             lane.slot.lock().await.take();
         }
         if let Some(connection) = self.inner.connection.lock().await.take() {
-            let _ = connection.close(200, "bye".into()).await;
+            bounded_close("connection", connection.close(200, "bye".into())).await;
         }
     }
 }

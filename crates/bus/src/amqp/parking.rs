@@ -111,7 +111,7 @@ pub(crate) async fn list(
     }
     .await;
     // Closing without acknowledging puts every message back.
-    let _ = channel.close(200, "listed".into()).await;
+    super::bounded_close("channel", channel.close(200, "listed".into())).await;
     result.map(|()| parked)
 }
 
@@ -168,7 +168,7 @@ pub(crate) async fn replay(
     }
     .await;
     // Messages not selected were never acknowledged: closing puts them back.
-    let _ = channel.close(200, "replayed".into()).await;
+    super::bounded_close("channel", channel.close(200, "replayed".into())).await;
     result.map(|()| replayed)
 }
 
@@ -180,6 +180,6 @@ pub(crate) async fn purge(bus: &AmqpBus, service: &str) -> Result<usize, BusErro
             QueuePurgeOptions::default(),
         )
         .await;
-    let _ = channel.close(200, "purged".into()).await;
+    super::bounded_close("channel", channel.close(200, "purged".into())).await;
     Ok(usize::try_from(purged?).unwrap_or(usize::MAX))
 }
