@@ -38,6 +38,12 @@ pub mod names {
     pub const RATELIMIT_WAIT_SECONDS: &str = "idbridge_ratelimit_wait_seconds";
     /// Counter: permits from the in-process fallback during a database outage.
     pub const RATELIMIT_FALLBACK_TOTAL: &str = "idbridge_ratelimit_fallback_total";
+    /// Counter: tries of low-priority (yielding) callers the shared bucket refused because
+    /// its level was below the reserve kept for writes.
+    pub const RATELIMIT_YIELD_REFUSALS_TOTAL: &str = "idbridge_ratelimit_yield_refusals_total";
+    /// Counter: low-priority callers that yielded for `read_max_yield_ms` and then took a
+    /// normal permit: writes were using the whole limit.
+    pub const RATELIMIT_YIELD_OVERRUNS_TOTAL: &str = "idbridge_ratelimit_yield_overruns_total";
     /// Counter: messages handled by bus consumers, by `queue`, `outcome`.
     pub const BUS_MESSAGES_TOTAL: &str = "idbridge_bus_messages_total";
     /// Histogram (seconds): handler time per message, by `queue`.
@@ -181,6 +187,16 @@ fn describe() {
         names::RATELIMIT_FALLBACK_TOTAL,
         Unit::Count,
         "Permits given by the in-process fallback because the shared rate limit's database did not answer."
+    );
+    describe_counter!(
+        names::RATELIMIT_YIELD_REFUSALS_TOTAL,
+        Unit::Count,
+        "Tries of low-priority callers (the reader's reads) that the shared rate limit refused because it kept its reserve for writes; they try again when the bucket refills."
+    );
+    describe_counter!(
+        names::RATELIMIT_YIELD_OVERRUNS_TOTAL,
+        Unit::Count,
+        "Low-priority callers that yielded for orcid.rate_limit.read_max_yield_ms and then took a normal permit: writes were using the whole ORCID rate limit."
     );
     describe_counter!(
         names::BUS_MESSAGES_TOTAL,

@@ -27,7 +27,10 @@
 //! permit from the database bucket; `shared-yield`: a yielding one, from its first try to the
 //! permit, including a debt permit taken after `max_yield`; `local`: from an in-process
 //! limiter, the configured one or the outage fallback), and each fallback permit to
-//! `idbridge_ratelimit_fallback_total`.
+//! `idbridge_ratelimit_fallback_total`. A yielding caller counts each refused try in
+//! `idbridge_ratelimit_yield_refusals_total` and each time it yielded for `max_yield` and
+//! took a normal permit in `idbridge_ratelimit_yield_overruns_total` (writes used the whole
+//! limit for that long); [`SharedRateLimiter::stats`] keeps the same two counts.
 //!
 //! When the database does not answer (error, or no answer within the timeout), the limiter
 //! falls back to an in-process governor at `per_second / replicas_hint` (burst
@@ -807,6 +810,7 @@ impl SharedRateLimiter {
                 self.db_answered();
                 refused = true;
                 self.counters.yield_refusals.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(names::RATELIMIT_YIELD_REFUSALS_TOTAL).increment(1);
                 let level = match self.level().await {
                     Ok(level) => level,
                     Err(e) => {
@@ -828,6 +832,7 @@ impl SharedRateLimiter {
         drop(queue);
         // Yielded long enough: a normal permit, as debt if need be.
         self.counters.yield_overruns.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::RATELIMIT_YIELD_OVERRUNS_TOTAL).increment(1);
         let at = self.take_one().await?;
         tokio::time::sleep_until(at).await;
         let waited = start.elapsed();
@@ -1091,6 +1096,53 @@ mod tests {
         assert_eq!(
             sample(&text, "idbridge_ratelimit_fallback_total"),
             Some(1.0),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn yield_refusals_and_overruns_are_counted() {
+        let recorder = crate::metrics::builder().expect("builder").build_recorder();
+        let handle = recorder.handle();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let stats = metrics::with_local_recorder(&recorder, || {
+            runtime.block_on(async {
+                let db = sea_orm::Database::connect("sqlite::memory:")
+                    .await
+                    .expect("SQLite in memory");
+                ensure_table(&db).await.expect("table");
+                let mut config = RateLimitConfig::orcid_member("overrun");
+                config.per_second = 2;
+                config.burst = 2;
+                // A writer empties the bucket: 0 tokens, the reserve (1) needs 2 before a read.
+                let writer = SharedRateLimiter::new(db.clone(), &config).expect("writer");
+                writer.acquire().await;
+                writer.acquire().await;
+                let reader = SharedRateLimiter::new(db.clone(), &config)
+                    .expect("reader")
+                    .with_priority(Priority::Yield(YieldPolicy {
+                        reserve: 1,
+                        max_yield: Duration::from_millis(100),
+                    }))
+                    .expect("yielding limiter");
+                reader.acquire().await;
+                reader.stats()
+            })
+        });
+        assert_eq!(stats.yield_overruns, 1, "{stats:?}");
+        assert!(stats.yield_refusals >= 1, "{stats:?}");
+        let text = handle.render();
+        assert_eq!(
+            sample(&text, "idbridge_ratelimit_yield_overruns_total"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(&text, "idbridge_ratelimit_yield_refusals_total"),
+            Some(stats.yield_refusals as f64),
             "{text}"
         );
     }
