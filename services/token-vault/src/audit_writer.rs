@@ -97,6 +97,8 @@ pub(crate) struct AuditWriter {
 /// The writing task; [`Self::finish`] stops it.
 pub(crate) struct AuditWriterTask {
     stop: CancellationToken,
+    /// Cancelled when the task has ended, however it ended (a panic included).
+    ended: CancellationToken,
     task: JoinHandle<()>,
     stats: AuditStats,
 }
@@ -107,13 +109,22 @@ impl AuditWriter {
         let (queue, rows) = mpsc::channel(QUEUE_CAPACITY);
         let stats = AuditStats::default();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(write_batches(db, rows, stop.clone(), stats.clone()));
+        let ended = CancellationToken::new();
+        let task = spawn_marking_end(
+            write_batches(db, rows, stop.clone(), stats.clone()),
+            ended.clone(),
+        );
         (
             Self {
                 queue,
                 stats: stats.clone(),
             },
-            AuditWriterTask { stop, task, stats },
+            AuditWriterTask {
+                stop,
+                ended,
+                task,
+                stats,
+            },
         )
     }
 
@@ -144,6 +155,12 @@ impl AuditWriterTask {
         self.stats.clone()
     }
 
+    /// Cancelled once the task has ended. Before [`Self::finish`] that means it failed (only
+    /// a bug can make it): no token read can be audited any more, so none can be served.
+    pub(crate) fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
     /// Stops accepting rows, writes the queued ones, and waits for the task to end.
     pub(crate) async fn finish(self) {
         self.stop.cancel();
@@ -151,6 +168,18 @@ impl AuditWriterTask {
             tracing::error!(error = %e, "the audit writer task failed");
         }
     }
+}
+
+/// Spawns `work` and cancels `ended` when it ends, by returning or by panicking (the guard
+/// is dropped while the panic unwinds).
+fn spawn_marking_end<F>(work: F, ended: CancellationToken) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ended = ended.drop_guard();
+        work.await;
+    })
 }
 
 async fn write_batches(
@@ -271,6 +300,34 @@ mod tests {
             .record("writer", Action::TokenRead, None, None, "after the stop")
             .await;
         assert!(matches!(refused, Err(AuditError::Stopped)), "{refused:?}");
+        remove(db, path).await;
+    }
+
+    /// The end of the writing task is seen however it ends: the vault's supervision
+    /// (`startup.rs`) stops the vault when it ends before a stop was asked for.
+    #[tokio::test]
+    async fn the_end_of_the_task_is_marked_even_when_it_panics() {
+        let ended = CancellationToken::new();
+        let task = spawn_marking_end(
+            async { panic!("TEST: a bug in the audit writer") },
+            ended.clone(),
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(5), ended.cancelled())
+            .await
+            .expect("the end of a panicked task is marked");
+        assert!(task.await.unwrap_err().is_panic());
+
+        let (db, path) = sqlite().await;
+        let (writer, task) = AuditWriter::spawn(db.clone());
+        let ended = task.ended();
+        assert!(!ended.is_cancelled(), "running");
+        writer
+            .record("writer", Action::TokenRead, None, None, "test")
+            .await
+            .unwrap();
+        assert!(!ended.is_cancelled(), "still running after a write");
+        task.finish().await;
+        assert!(ended.is_cancelled(), "a normal stop is marked too");
         remove(db, path).await;
     }
 

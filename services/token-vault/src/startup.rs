@@ -79,6 +79,12 @@ pub enum StartupError {
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Server(#[source] std::io::Error),
+    /// The audit writer ended while the vault was serving: no token read could be audited,
+    /// so none could be served. The vault stopped (its process exits and is restarted).
+    #[error(
+        "the audit writer ended unexpectedly; the vault stopped because no token read could be audited"
+    )]
+    AuditWriterEnded,
     /// Telemetry could not be set up.
     #[error("telemetry")]
     Telemetry(#[source] TelemetryError),
@@ -320,17 +326,40 @@ impl Application {
                 self.shutdown.clone(),
             );
         }
+        let audit_watch = watch_audit_writer(self.audit.ended(), self.shutdown.clone());
         let result = self.server.await;
         // The server may also end on its own (a fatal error): stop the rest with it.
         self.shutdown.cancel();
         let _ = stopper.await;
+        let audit_failed = audit_watch.await.unwrap_or(false);
         // No request is left to read a token: write the queued audit rows, then stop.
         self.audit.finish().await;
         self.consumer.stop().await;
         let _ = self.relay.await;
         tracing::info!("token vault stopped");
-        result.map_err(StartupError::Server)
+        result.map_err(StartupError::Server)?;
+        if audit_failed {
+            return Err(StartupError::AuditWriterEnded);
+        }
+        Ok(())
     }
+}
+
+/// Stops the vault (cancels `shutdown`) when the audit writer ends before a stop was asked
+/// for; answers whether it did. Without the writer every token read would fail with a 500
+/// while `/readyz` stayed green; stopped, the process exits with an error and is restarted.
+fn watch_audit_writer(ended: CancellationToken, shutdown: CancellationToken) -> JoinHandle<bool> {
+    tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => false,
+            () = ended.cancelled() => {
+                tracing::error!("the audit writer ended unexpectedly; stopping the vault, whose token reads can no longer be audited");
+                shutdown.cancel();
+                true
+            }
+        }
+    })
 }
 
 #[cfg(unix)]
@@ -413,4 +442,29 @@ pub async fn run(config: VaultConfig, shutdown: CancellationToken) -> Result<(),
     )
     .await?;
     app.run_until_stopped().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_audit_writer_that_ends_while_serving_stops_the_vault() {
+        let (ended, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let watch = watch_audit_writer(ended.clone(), shutdown.clone());
+        ended.cancel();
+        assert!(watch.await.unwrap(), "reported as a failure");
+        assert!(shutdown.is_cancelled(), "the vault is told to stop");
+    }
+
+    #[tokio::test]
+    async fn an_audit_writer_that_ends_after_a_stop_is_no_failure() {
+        let (ended, shutdown) = (CancellationToken::new(), CancellationToken::new());
+        let watch = watch_audit_writer(ended.clone(), shutdown.clone());
+        shutdown.cancel();
+        // The writer is finished after the server, as `run_until_stopped` does.
+        tokio::task::yield_now().await;
+        ended.cancel();
+        assert!(!watch.await.unwrap());
+    }
 }
