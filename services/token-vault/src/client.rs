@@ -153,6 +153,29 @@ impl VaultClient {
         self.send(request).await
     }
 
+    /// The access token of `person_id`'s active connection (the latest granted when the
+    /// person connected more than one iD), in one request; `purpose` is audited. The
+    /// caller needs `token:read` and `connections:list`.
+    ///
+    /// # Errors
+    /// [`ClientError`]; `NotConnected` when the person has no active connection,
+    /// `ConnectionEnded` (revoked) when one of theirs was revoked.
+    pub async fn person_token(
+        &self,
+        person_id: &str,
+        purpose: &str,
+    ) -> Result<UserToken, ClientError> {
+        // A person id is HR's text: each path segment is percent-encoded (`/`, `?`, `#`…).
+        let mut url = url::Url::parse(&self.base)
+            .map_err(|e| ClientError::Config(format!("vault URL {}: {e}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Config(format!("vault URL {} cannot be a base", self.base)))?
+            .pop_if_empty()
+            .extend(["v1", "people", person_id, "token"]);
+        let request = self.http.get(url).query(&[("purpose", purpose)]);
+        self.send(request).await
+    }
+
     /// The client-credentials token for `scope`; `purpose` is audited.
     ///
     /// # Errors

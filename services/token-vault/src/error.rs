@@ -35,6 +35,8 @@ use crate::sealing::OpenError;
 pub(crate) enum VaultError {
     #[error("no connection for iD {0}")]
     NotConnected(String),
+    #[error("person {0} has no active connection")]
+    PersonNotConnected(String),
     #[error("the connection of iD {orcid} is {state}")]
     Ended {
         orcid: String,
@@ -79,6 +81,7 @@ pub(crate) enum ApiError {
         message: String,
     },
     NotConnected(String),
+    PersonNotConnected(String),
     Ended {
         orcid: String,
         state: ConnectionState,
@@ -125,6 +128,7 @@ impl From<VaultError> for ApiError {
     fn from(error: VaultError) -> Self {
         match error {
             VaultError::NotConnected(orcid) => ApiError::NotConnected(orcid),
+            VaultError::PersonNotConnected(person) => ApiError::PersonNotConnected(person),
             VaultError::Ended { orcid, state } => ApiError::Ended { orcid, state },
             VaultError::StaleGeneration { reported, current } => {
                 ApiError::StaleGeneration { reported, current }
@@ -180,6 +184,12 @@ impl ApiError {
                     "no connection for iD {orcid}; the researcher has to connect at the portal"
                 ),
             ),
+            ApiError::PersonNotConnected(person) => plain(
+                "not_connected",
+                format!(
+                    "person {person} has no active connection; the researcher has to connect at the portal"
+                ),
+            ),
             ApiError::Ended { orcid, state } => ErrorBody {
                 state: Some(*state),
                 ..plain(
@@ -217,7 +227,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::NotConnected(_) => StatusCode::NOT_FOUND,
+            ApiError::NotConnected(_) | ApiError::PersonNotConnected(_) => StatusCode::NOT_FOUND,
             ApiError::Ended { .. } => StatusCode::GONE,
             ApiError::StaleGeneration { .. } => StatusCode::CONFLICT,
             ApiError::OrcidUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -283,9 +283,52 @@ impl Vault {
         orcid: &OrcidId,
         requester: Requester<'_>,
     ) -> Result<UserToken, VaultError> {
-        let orcid = orcid.to_string();
-        let row = self.find(&orcid).await?;
+        let row = self.find(&orcid.to_string()).await?;
+        self.serve_token(row, requester).await
+    }
+
+    /// The access token of `person_id`'s active connection, the latest granted when the
+    /// person connected more than one iD: what the writer needs for an HR or work event, in
+    /// one request instead of a listing and a token read. A person without an active
+    /// connection is `Ended` (revoked) when one of theirs was revoked, else `PersonNotConnected`.
+    #[tracing::instrument(skip_all, fields(caller = requester.caller))]
+    pub(crate) async fn person_token(
+        &self,
+        person_id: &str,
+        requester: Requester<'_>,
+    ) -> Result<UserToken, VaultError> {
+        let active = connection::Entity::find()
+            .filter(connection::Column::PersonId.eq(person_id))
+            .filter(connection::Column::State.eq(ConnectionState::Active.as_str()))
+            .order_by_desc(connection::Column::GrantedAt)
+            .one(&self.db)
+            .await?;
+        let Some(row) = active else {
+            let revoked = connection::Entity::find()
+                .filter(connection::Column::PersonId.eq(person_id))
+                .filter(connection::Column::State.eq(ConnectionState::Revoked.as_str()))
+                .one(&self.db)
+                .await?;
+            return Err(match revoked {
+                Some(row) => VaultError::Ended {
+                    orcid: row.orcid,
+                    state: ConnectionState::Revoked,
+                },
+                None => VaultError::PersonNotConnected(person_id.to_owned()),
+            });
+        };
+        self.serve_token(row, requester).await
+    }
+
+    /// `row`'s access token, refreshed first when it expires within the threshold; the read
+    /// is audited before the token is returned.
+    async fn serve_token(
+        &self,
+        row: connection::Model,
+        requester: Requester<'_>,
+    ) -> Result<UserToken, VaultError> {
         ensure_active(&row)?;
+        let orcid = row.orcid.clone();
         let ring = self.keys.current();
         let mut pair = open_pair(&ring, &row)?;
         let mut row = row;

@@ -77,57 +77,32 @@ fn unavailable(e: &ClientError) -> TokenError {
 impl TokenSource for VaultTokens {
     fn token<'a>(&'a self, person_id: &'a str) -> BoxFuture<'a, Result<PersonToken, TokenError>> {
         Box::pin(async move {
-            let page = self
+            // One request: the vault picks the person's active connection (the latest
+            // granted when they connected two iDs) and returns its token.
+            let token = match self
                 .client
-                .connections(
-                    Some(person_id),
-                    Some(ConnectionState::Active),
-                    None,
-                    Some(10),
-                )
-                .await
-                .map_err(|e| unavailable(&e))?;
-            // A person who connected twice (two iDs) writes to the latest grant.
-            let Some(connection) = page.connections.iter().max_by_key(|c| c.granted_at) else {
-                let ended = self
-                    .client
-                    .connections(
-                        Some(person_id),
-                        Some(ConnectionState::Revoked),
-                        None,
-                        Some(1),
-                    )
-                    .await
-                    .map_err(|e| unavailable(&e))?;
-                return Err(if ended.connections.is_empty() {
-                    TokenError::NotConnected
-                } else {
-                    TokenError::Revoked
-                });
-            };
-            let orcid = OrcidId::parse(&connection.orcid).map_err(|e| {
-                TokenError::Unavailable(format!("the vault listed an invalid iD: {e}"))
-            })?;
-            match self
-                .client
-                .access_token(
-                    &orcid,
+                .person_token(
+                    person_id,
                     &format!("writer: ORCID write for person {person_id}"),
                 )
                 .await
             {
-                Ok(token) => Ok(PersonToken {
-                    orcid,
-                    access_token: token.access_token,
-                    generation: Some(token.generation),
-                }),
-                Err(ClientError::NotConnected) => Err(TokenError::NotConnected),
+                Ok(token) => token,
+                Err(ClientError::NotConnected) => return Err(TokenError::NotConnected),
                 Err(ClientError::ConnectionEnded {
                     state: ConnectionState::Revoked,
-                }) => Err(TokenError::Revoked),
-                Err(ClientError::ConnectionEnded { .. }) => Err(TokenError::NotConnected),
-                Err(e) => Err(unavailable(&e)),
-            }
+                }) => return Err(TokenError::Revoked),
+                Err(ClientError::ConnectionEnded { .. }) => return Err(TokenError::NotConnected),
+                Err(e) => return Err(unavailable(&e)),
+            };
+            let orcid = OrcidId::parse(&token.orcid).map_err(|e| {
+                TokenError::Unavailable(format!("the vault returned an invalid iD: {e}"))
+            })?;
+            Ok(PersonToken {
+                orcid,
+                access_token: token.access_token,
+                generation: Some(token.generation),
+            })
         })
     }
 

@@ -13,5 +13,6 @@ mod integrity;
 mod leaks;
 mod migrations;
 mod openapi;
+mod person_token;
 mod refresh_revoke;
 mod rotation;

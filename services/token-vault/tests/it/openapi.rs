@@ -16,11 +16,12 @@ async fn the_document_matches_the_routes() {
     let doc: Value = res.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
-    assert_eq!(paths.len(), 8, "{:?}", paths.keys().collect::<Vec<_>>());
+    assert_eq!(paths.len(), 9, "{:?}", paths.keys().collect::<Vec<_>>());
     for (path, operations) in paths {
         let concrete = path
             .replace("{orcid}", "0000-0002-1825-0097")
-            .replace("{scope}", "webhook");
+            .replace("{scope}", "webhook")
+            .replace("{person_id}", "P-openapi");
         for method in operations.as_object().unwrap().keys() {
             let url = format!("{}{concrete}?purpose=openapi-test", vault.base_url);
             let request = match method.as_str() {
