@@ -182,6 +182,12 @@ async fn main() -> anyhow::Result<()> {
         "PostgreSQL: {:.0} events/s of the writer's statements ({:.0} commits/s), {concurrency} at once, pool {}",
         postgres.events_per_second, postgres.commits_per_second, run.pool
     );
+    let cpu: Vec<String> = postgres
+        .cpu_ms_per_event
+        .iter()
+        .map(|(label, ms)| format!("{label} {ms:.2}"))
+        .collect();
+    println!("  CPU per event, ms: {}", cpu.join(", "));
     let client = sim::SimClient {
         id: "APP-PIPELINEBENCH001".to_owned(),
         secret: "pipeline-bench-secret".to_owned(),

@@ -79,6 +79,10 @@ pub struct PgCapacity {
     pub events_per_second: f64,
     /// Committed transactions (explicit and single-statement writes) per second.
     pub commits_per_second: f64,
+    /// CPU milliseconds per event of PostgreSQL's backends and of this process (the
+    /// writer's statements issued through the services' pool), from the first event to the
+    /// drained outbox.
+    pub cpu_ms_per_event: Vec<(String, f64)>,
 }
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -173,6 +177,7 @@ async fn run(
     let relay_task = relay.spawn(shutdown.clone());
 
     let commits = Arc::new(AtomicU64::new(0));
+    let cpu_before = crate::cpu::sample(&[]);
     let start = Instant::now();
     let results: Vec<anyhow::Result<()>> = stream::iter(0..events)
         .map(|i| {
@@ -202,6 +207,12 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu_ms_per_event = crate::cpu::sample(&[])
+        .since(&cpu_before)
+        .into_iter()
+        .filter(|(label, _)| !label.starts_with("RabbitMQ"))
+        .map(|(label, seconds)| (label, seconds * 1000.0 / events as f64))
+        .collect();
     shutdown.cancel();
     let _ = relay_task.await;
     // The relay's own commits (lease + settle per round) are counted from the table: each
@@ -220,6 +231,7 @@ async fn run(
     Ok(PgCapacity {
         events_per_second: events as f64 / elapsed,
         commits_per_second: (commits.load(Ordering::Relaxed) + relay_commits) as f64 / elapsed,
+        cpu_ms_per_event,
     })
 }
 
