@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{parse_orcid, purpose};
 use crate::api::ClientScope;
@@ -35,9 +35,7 @@ pub(super) async fn user_token(
             },
         )
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(token))
+    Ok(no_store(&token))
 }
 
 /// `GET /v1/people/{person_id}/token`: the token of the person's active connection (the
@@ -63,9 +61,14 @@ pub(super) async fn person_token(
             },
         )
         .await?;
-    Ok(HttpResponse::Ok()
+    Ok(no_store(&token))
+}
+
+/// A token answer: JSON that no cache may keep.
+fn no_store(token: &impl Serialize) -> HttpResponse {
+    HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(token))
+        .json(token)
 }
 
 /// A person id as HR sends it: 1 to 255 characters, none of them a control character.
@@ -103,7 +106,5 @@ pub(super) async fn client_token(
             },
         )
         .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(token))
+    Ok(no_store(&token))
 }
