@@ -165,14 +165,10 @@ impl VaultClient {
         person_id: &str,
         purpose: &str,
     ) -> Result<UserToken, ClientError> {
-        // A person id is HR's text: each path segment is percent-encoded (`/`, `?`, `#`…).
-        let mut url = url::Url::parse(&self.base)
-            .map_err(|e| ClientError::Config(format!("vault URL {}: {e}", self.base)))?;
-        url.path_segments_mut()
-            .map_err(|()| ClientError::Config(format!("vault URL {} cannot be a base", self.base)))?
-            .pop_if_empty()
-            .extend(["v1", "people", person_id, "token"]);
-        let request = self.http.get(url).query(&[("purpose", purpose)]);
+        let request = self
+            .http
+            .get(format!("{}/v1/tokens", self.base))
+            .query(&[("person_id", person_id), ("purpose", purpose)]);
         self.send(request).await
     }
 

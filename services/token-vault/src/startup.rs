@@ -310,7 +310,8 @@ impl Application {
     /// the directory.
     ///
     /// # Errors
-    /// [`StartupError::Server`].
+    /// [`StartupError::Server`]; [`StartupError::AuditWriterEnded`] when the audit writer
+    /// ended while serving (the vault then stopped).
     pub async fn run_until_stopped(self) -> Result<(), StartupError> {
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();

@@ -291,7 +291,7 @@ impl Vault {
     /// person connected more than one iD: what the writer needs for an HR or work event, in
     /// one request instead of a listing and a token read. A person without an active
     /// connection is `Ended` (revoked) when one of theirs was revoked, else `PersonNotConnected`.
-    #[tracing::instrument(skip_all, fields(caller = requester.caller))]
+    #[tracing::instrument(skip_all, fields(person_id = %person_id, caller = requester.caller))]
     pub(crate) async fn person_token(
         &self,
         person_id: &str,
@@ -301,6 +301,7 @@ impl Vault {
             .filter(connection::Column::PersonId.eq(person_id))
             .filter(connection::Column::State.eq(ConnectionState::Active.as_str()))
             .order_by_desc(connection::Column::GrantedAt)
+            .order_by_desc(connection::Column::Orcid)
             .one(&self.db)
             .await?;
         let Some(row) = active else {

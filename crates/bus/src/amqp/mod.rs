@@ -179,10 +179,8 @@ pub(crate) async fn connect(config: &AmqpConfig, role: &str) -> Result<Connectio
     Ok(connection)
 }
 
-/// How long a discarded channel's close may wait for the broker (on a task of its own).
-const DISCARD_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long a close waits for the broker's close-ok (see [`bounded_close`]).
+/// How long a close waits for the broker's close-ok: a discarded channel's (on a task of its
+/// own) and every other ([`bounded_close`]).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Awaits the close of a channel or connection for at most [`CLOSE_TIMEOUT`]. Seen once:
@@ -249,7 +247,7 @@ impl Lane {
 
     /// Drops the channel of `generation` (if still current) so the next publish opens a
     /// fresh one: after a timeout its confirms can no longer be matched to publishes. The
-    /// channel is closed on a task of its own, for at most [`DISCARD_CLOSE_TIMEOUT`]: on a
+    /// channel is closed on a task of its own, for at most [`CLOSE_TIMEOUT`]: on a
     /// connection that stopped answering the close would never complete.
     async fn discard(&self, generation: u64) {
         let old = self
@@ -262,7 +260,7 @@ impl Lane {
         {
             tokio::spawn(async move {
                 let close = old.channel.close(200, "discarded".into());
-                let _ = tokio::time::timeout(DISCARD_CLOSE_TIMEOUT, close).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
             });
         }
     }

@@ -4,7 +4,7 @@
 //! | route | right |
 //! |---|---|
 //! | `GET /v1/tokens/{orcid}?purpose=…` | `token:read` |
-//! | `GET /v1/people/{person_id}/token?purpose=…` | `token:read` and `connections:list` |
+//! | `GET /v1/tokens?person_id=…&purpose=…` | `token:read` and `connections:list` |
 //! | `GET /v1/client-tokens/{scope}?purpose=…` (`webhook`, `read-public`) | `client-token:read` |
 //! | `GET /v1/connections?person_id=&orcid=&state=&after=&limit=` | `connections:list` |
 //! | `GET /v1/connections/{orcid}` | `connections:list` |
@@ -45,10 +45,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .route("/handoff-key", web::get().to(meta::handoff_key))
             .route("/tokens/{orcid}", web::get().to(tokens::user_token))
-            .route(
-                "/people/{person_id}/token",
-                web::get().to(tokens::person_token),
-            )
+            .route("/tokens", web::get().to(tokens::person_token))
             .route(
                 "/client-tokens/{scope}",
                 web::get().to(tokens::client_token),

@@ -38,19 +38,26 @@ pub(super) async fn user_token(
     Ok(no_store(&token))
 }
 
-/// `GET /v1/people/{person_id}/token`: the token of the person's active connection (the
-/// latest granted), in one request. Needs `token:read` and, because the answer also tells
-/// which iD the person connected, `connections:list`.
+#[derive(Deserialize)]
+pub(super) struct PersonTokenQuery {
+    person_id: Option<String>,
+    purpose: Option<String>,
+}
+
+/// `GET /v1/tokens?person_id=…`: the token of the person's active connection (the latest
+/// granted), in one request. Needs `token:read` and, because the answer also tells which iD
+/// the person connected, `connections:list`. The person id travels as a query parameter:
+/// HR's ids are free text, and a path segment such as `..` would not survive URL handling.
 pub(super) async fn person_token(
     caller: Caller,
     req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<PurposeQuery>,
+    query: web::Query<PersonTokenQuery>,
     vault: web::Data<Vault>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Right::TokenRead)?;
     caller.require(Right::ConnectionsList)?;
-    let person_id = parse_person_id(&path)?;
+    let query = query.into_inner();
+    let person_id = parse_person_id(query.person_id.as_deref())?;
     let purpose = purpose(&req, query.purpose.as_deref())?;
     let token = vault
         .person_token(
@@ -71,14 +78,22 @@ fn no_store(token: &impl Serialize) -> HttpResponse {
         .json(token)
 }
 
-/// A person id as HR sends it: 1 to 255 characters, none of them a control character.
-fn parse_person_id(text: &str) -> Result<&str, ApiError> {
-    if text.is_empty() || text.chars().count() > 255 || text.chars().any(char::is_control) {
+/// A person id as HR sends it: required. One the vault could never have stored (blank, longer
+/// than 255 bytes: `connect.rs` refuses those) has no connection: 404 `not_connected`, as a
+/// listing by it found nothing, so the writer keeps the item pending for an invitation.
+fn parse_person_id(text: Option<&str>) -> Result<&str, ApiError> {
+    let Some(text) = text else {
         return Err(ApiError::bad_request(
-            "the person id must be 1 to 255 printable characters",
+            "say whose token: add `?person_id=…` (or use /v1/tokens/{orcid})",
+        ));
+    };
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.len() > 255 {
+        return Err(ApiError::PersonNotConnected(
+            "(an id the vault cannot hold: blank or longer than 255 bytes)".to_owned(),
         ));
     }
-    Ok(text)
+    Ok(trimmed)
 }
 
 /// `GET /v1/client-tokens/{scope}`.
