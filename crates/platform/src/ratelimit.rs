@@ -1022,45 +1022,53 @@ mod tests {
         })
     }
 
-    #[test]
-    fn every_permit_records_its_wait_and_fallback_permits_are_counted() {
+    /// Runs `test` on a current-thread runtime with a metrics recorder of its own and an
+    /// in-memory SQLite database; its answer and the rendered metrics.
+    fn with_local_metrics<T, F, Fut>(test: F) -> (T, String)
+    where
+        F: FnOnce(DatabaseConnection) -> Fut,
+        Fut: Future<Output = T>,
+    {
         let recorder = crate::metrics::builder().expect("builder").build_recorder();
-        let handle = recorder.handle();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        metrics::with_local_recorder(&recorder, || {
+        let answer = metrics::with_local_recorder(&recorder, || {
             runtime.block_on(async {
                 let db = sea_orm::Database::connect("sqlite::memory:")
                     .await
                     .expect("SQLite in memory");
-                let mut local = RateLimitConfig::orcid_member("metrics-test");
-                local.shared = false;
-                let local = limiter_for(&local, &db).await.expect("local limiter");
-                local.acquire().await;
-                local.acquire().await;
-                // No bucket table: the shared limiter's database fails, the fallback gives
-                // the permit.
-                let shared =
-                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("none"))
-                        .expect("shared limiter");
-                shared.acquire().await;
-                assert!(shared.in_outage());
-                ensure_table(&db).await.expect("table");
-                let shared =
-                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
-                        .expect("shared limiter");
-                shared.acquire().await;
-                let yielding =
-                    SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
-                        .expect("shared limiter")
-                        .with_priority(Priority::Yield(YieldPolicy::for_burst(40)))
-                        .expect("yielding limiter");
-                yielding.acquire().await;
-            });
+                test(db).await
+            })
         });
-        let text = handle.render();
+        (answer, recorder.handle().render())
+    }
+
+    #[test]
+    fn every_permit_records_its_wait_and_fallback_permits_are_counted() {
+        let ((), text) = with_local_metrics(|db| async move {
+            let mut local = RateLimitConfig::orcid_member("metrics-test");
+            local.shared = false;
+            let local = limiter_for(&local, &db).await.expect("local limiter");
+            local.acquire().await;
+            local.acquire().await;
+            // No bucket table: the shared limiter's database fails, the fallback gives
+            // the permit.
+            let shared = SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("none"))
+                .expect("shared limiter");
+            shared.acquire().await;
+            assert!(shared.in_outage());
+            ensure_table(&db).await.expect("table");
+            let shared = SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
+                .expect("shared limiter");
+            shared.acquire().await;
+            let yielding = SharedRateLimiter::new(db.clone(), &RateLimitConfig::orcid_member("t"))
+                .expect("shared limiter")
+                .with_priority(Priority::Yield(YieldPolicy::for_burst(40)))
+                .expect("yielding limiter");
+            yielding.acquire().await;
+        });
         assert_eq!(
             sample(
                 &text,
@@ -1102,39 +1110,27 @@ mod tests {
 
     #[test]
     fn yield_refusals_and_overruns_are_counted() {
-        let recorder = crate::metrics::builder().expect("builder").build_recorder();
-        let handle = recorder.handle();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let stats = metrics::with_local_recorder(&recorder, || {
-            runtime.block_on(async {
-                let db = sea_orm::Database::connect("sqlite::memory:")
-                    .await
-                    .expect("SQLite in memory");
-                ensure_table(&db).await.expect("table");
-                let mut config = RateLimitConfig::orcid_member("overrun");
-                config.per_second = 2;
-                config.burst = 2;
-                // A writer empties the bucket: 0 tokens, the reserve (1) needs 2 before a read.
-                let writer = SharedRateLimiter::new(db.clone(), &config).expect("writer");
-                writer.acquire().await;
-                writer.acquire().await;
-                let reader = SharedRateLimiter::new(db.clone(), &config)
-                    .expect("reader")
-                    .with_priority(Priority::Yield(YieldPolicy {
-                        reserve: 1,
-                        max_yield: Duration::from_millis(100),
-                    }))
-                    .expect("yielding limiter");
-                reader.acquire().await;
-                reader.stats()
-            })
+        let (stats, text) = with_local_metrics(|db| async move {
+            ensure_table(&db).await.expect("table");
+            let mut config = RateLimitConfig::orcid_member("overrun");
+            config.per_second = 2;
+            config.burst = 2;
+            // A writer empties the bucket: 0 tokens, the reserve (1) needs 2 before a read.
+            let writer = SharedRateLimiter::new(db.clone(), &config).expect("writer");
+            writer.acquire().await;
+            writer.acquire().await;
+            let reader = SharedRateLimiter::new(db.clone(), &config)
+                .expect("reader")
+                .with_priority(Priority::Yield(YieldPolicy {
+                    reserve: 1,
+                    max_yield: Duration::from_millis(100),
+                }))
+                .expect("yielding limiter");
+            reader.acquire().await;
+            reader.stats()
         });
         assert_eq!(stats.yield_overruns, 1, "{stats:?}");
         assert!(stats.yield_refusals >= 1, "{stats:?}");
-        let text = handle.render();
         assert_eq!(
             sample(&text, "idbridge_ratelimit_yield_overruns_total"),
             Some(1.0),
