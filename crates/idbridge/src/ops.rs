@@ -20,7 +20,7 @@ async fn connect_db(
         what: service,
         source,
     })?;
-    database::connect(&config.database)
+    database::connect(&config.database, "idbridge-migrate")
         .await
         .map_err(|source| Error::Database { service, source })
 }
@@ -165,7 +165,7 @@ pub async fn rotate_keys(file: Option<&Path>, out: &mut impl Write) -> Result<u8
         source,
     })?;
     let ring = config.key_ring().map_err(|e| Error::Keys(e.to_string()))?;
-    let db = database::connect(&config.database)
+    let db = database::connect(&config.database, "idbridge-keys-rotate")
         .await
         .map_err(|source| Error::Database {
             service: "token-vault",

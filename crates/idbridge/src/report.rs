@@ -35,7 +35,7 @@ pub async fn report(
             what: "writer",
             source,
         })?;
-    let db = database::connect(&config.database)
+    let db = database::connect(&config.database, "idbridge-report")
         .await
         .map_err(|source| Error::Database {
             service: "writer",

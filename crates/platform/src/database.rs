@@ -53,17 +53,33 @@ pub struct ConnectError {
 
 /// Opens a pool of `config.max_connections` to `config.url`, without SQL statement logging.
 ///
+/// On PostgreSQL every connection says who it is: `application_name` is `application` (say
+/// `idbridge-writer`), so `pg_stat_activity`, the server's log and `pg_stat_statements` tell
+/// the services apart, unless the URL names an `application_name` itself or `PGAPPNAME` is
+/// set (then that one is kept).
+///
 /// On SQLite the file is put in WAL mode with a 30 s busy timeout, because a service's
 /// readers and writers (API, consumer, outbox relay, maintenance jobs) share one file.
 ///
 /// # Errors
 /// [`ConnectError`], naming the URL without its password.
-pub async fn connect(config: &DatabaseConfig) -> Result<DatabaseConnection, ConnectError> {
+pub async fn connect(
+    config: &DatabaseConfig,
+    application: &str,
+) -> Result<DatabaseConnection, ConnectError> {
     let url = config.url.expose_secret();
     let mut options = ConnectOptions::new(url.to_owned());
+    let application = application.to_owned();
     options
         .max_connections(config.max_connections)
         .sqlx_logging(false)
+        .map_sqlx_postgres_opts(move |o| {
+            if o.get_application_name().is_some() {
+                o
+            } else {
+                o.application_name(&application)
+            }
+        })
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(30))

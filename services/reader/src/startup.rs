@@ -175,9 +175,11 @@ impl Application {
         };
         let db = match deps.database {
             Some(db) => db,
-            None => database::connect(&config.database).await.map_err(
-                |database::ConnectError { url, source }| StartupError::Database { url, source },
-            )?,
+            None => database::connect(&config.database, &format!("idbridge-{SERVICE_NAME}"))
+                .await
+                .map_err(
+                    |database::ConnectError { url, source }| StartupError::Database { url, source },
+                )?,
         };
         if config.database.migrate {
             migrate(&db).await.map_err(StartupError::Migrate)?;

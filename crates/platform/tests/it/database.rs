@@ -69,9 +69,12 @@ async fn a_sqlite_file_is_opened_in_wal_mode_with_a_busy_timeout() {
         std::process::id(),
         uuid::Uuid::new_v4()
     ));
-    let db = connect(&config(&format!("sqlite://{}?mode=rwc", path.display()), 2))
-        .await
-        .unwrap();
+    let db = connect(
+        &config(&format!("sqlite://{}?mode=rwc", path.display()), 2),
+        "idbridge-test",
+    )
+    .await
+    .unwrap();
     let pragma = |sql: &'static str| {
         let db = db.clone();
         async move {
@@ -100,13 +103,49 @@ async fn a_sqlite_file_is_opened_in_wal_mode_with_a_busy_timeout() {
 #[tokio::test]
 async fn an_unreachable_database_is_named_without_its_password() {
     // Port 1 on loopback: nothing listens, so the refusal is immediate.
-    let error = connect(&config(
-        "postgres://idbridge:TEST_DB_PASSWORD@127.0.0.1:1/idbridge",
-        1,
-    ))
+    let error = connect(
+        &config(
+            "postgres://idbridge:TEST_DB_PASSWORD@127.0.0.1:1/idbridge",
+            1,
+        ),
+        "idbridge-test",
+    )
     .await
     .unwrap_err();
     let shown = format!("{error} {error:?}");
     assert!(shown.contains("127.0.0.1:1"), "{shown}");
     assert!(!shown.contains("TEST_DB_PASSWORD"), "{shown}");
+}
+
+/// `application_name` of a fresh connection from `db`'s pool.
+async fn application_name(db: &sea_orm::DatabaseConnection) -> String {
+    db.query_one_raw(Statement::from_string(
+        db.get_database_backend(),
+        "SELECT current_setting('application_name') AS name",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get("", "name")
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_postgres_connection_names_its_service_unless_the_url_names_one() {
+    let url = crate::ratelimit::admin_url();
+    let db = connect(&config(&url, 1), "idbridge-writer")
+        .await
+        .unwrap_or_else(|e| {
+            panic!("this test needs PostgreSQL at {url} (set TEST_DATABASE_URL): {e}")
+        });
+    assert_eq!(application_name(&db).await, "idbridge-writer");
+    db.close().await.unwrap();
+
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name=ops-console");
+    let db = connect(&config(&named, 1), "idbridge-writer")
+        .await
+        .unwrap();
+    assert_eq!(application_name(&db).await, "ops-console");
+    db.close().await.unwrap();
 }

@@ -20,11 +20,11 @@ fn seconds_of(pid: u32) -> Option<f64> {
     Some((user + system) as f64 / TICKS_PER_SECOND)
 }
 
-/// CPU seconds of every process whose command name (`/proc/<pid>/comm`) is `comm`,
-/// together (PostgreSQL runs one process per connection).
-fn seconds_of_all(comm: &str) -> f64 {
+/// CPU seconds of every process whose command name (`/proc/<pid>/comm`) is `comm`, per pid
+/// (PostgreSQL runs one process per connection).
+fn seconds_of_each(comm: &str) -> BTreeMap<u32, f64> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return BTreeMap::new();
     };
     entries
         .filter_map(Result::ok)
@@ -32,13 +32,13 @@ fn seconds_of_all(comm: &str) -> f64 {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm)
         })
-        .filter_map(seconds_of)
-        .sum()
+        .filter_map(|pid| Some((pid, seconds_of(pid)?)))
+        .collect()
 }
 
-/// CPU seconds per label at one instant.
+/// CPU seconds per label at one instant, and per PostgreSQL process.
 #[derive(Clone, Debug, Default)]
-pub struct Sample(BTreeMap<String, f64>);
+pub struct Sample(BTreeMap<String, f64>, BTreeMap<u32, f64>);
 
 /// Samples the labelled processes, PostgreSQL (all `postgres` processes), RabbitMQ
 /// (`beam.smp`) and this process.
@@ -49,15 +49,19 @@ pub fn sample(processes: &[(String, u32)]) -> Sample {
             all.insert(label.clone(), s);
         }
     }
+    let postgres = seconds_of_each("postgres");
     all.insert(
         "PostgreSQL (all backends)".to_owned(),
-        seconds_of_all("postgres"),
+        postgres.values().sum(),
     );
-    all.insert("RabbitMQ (beam.smp)".to_owned(), seconds_of_all("beam.smp"));
+    all.insert(
+        "RabbitMQ (beam.smp)".to_owned(),
+        seconds_of_each("beam.smp").values().sum(),
+    );
     if let Some(s) = seconds_of(std::process::id()) {
         all.insert("this benchmark".to_owned(), s);
     }
-    Sample(all)
+    Sample(all, postgres)
 }
 
 impl Sample {
@@ -76,4 +80,36 @@ impl Sample {
         used.sort_by(|a, b| b.1.total_cmp(&a.1));
         used
     }
+
+    /// CPU seconds of each PostgreSQL process from `earlier` to `self`, by pid (processes
+    /// that ended between the samples are not counted; ones started since count whole).
+    pub fn postgres_since(&self, earlier: &Sample) -> BTreeMap<u32, f64> {
+        self.1
+            .iter()
+            .map(|(pid, now)| {
+                let before = earlier.1.get(pid).copied().unwrap_or(0.0);
+                (*pid, (now - before).max(0.0))
+            })
+            .collect()
+    }
+}
+
+/// PostgreSQL's CPU per client (`application_name`, which every service sets to
+/// `idbridge-<service>`) or background process, largest first: `owners` maps a server
+/// process id to its owner, as `pg_stat_activity` names it.
+pub fn postgres_by_owner(
+    per_pid: &BTreeMap<u32, f64>,
+    owners: &BTreeMap<u32, String>,
+) -> Vec<(String, f64)> {
+    let mut by_owner: BTreeMap<String, f64> = BTreeMap::new();
+    for (pid, seconds) in per_pid {
+        let owner = owners
+            .get(pid)
+            .cloned()
+            .unwrap_or_else(|| "postmaster, logger and processes started since".to_owned());
+        *by_owner.entry(owner).or_default() += seconds;
+    }
+    let mut all: Vec<(String, f64)> = by_owner.into_iter().collect();
+    all.sort_by(|a, b| b.1.total_cmp(&a.1));
+    all
 }

@@ -135,11 +135,14 @@ async fn run(
     pool: u32,
     orcid_calls: u32,
 ) -> anyhow::Result<PgCapacity> {
-    let db = connect(&DatabaseConfig {
-        url: SecretString::from(url.to_owned()),
-        max_connections: pool,
-        migrate: false,
-    })
+    let db = connect(
+        &DatabaseConfig {
+            url: SecretString::from(url.to_owned()),
+            max_connections: pool,
+            migrate: false,
+        },
+        "idbridge-bench-postgres-alone",
+    )
     .await?;
     writer::migrate(&db).await?;
     // The limit lifted, as in the pipeline run; every permit is still one upsert.

@@ -111,6 +111,8 @@ pub struct Round {
     pub requests: u64,
     /// CPU seconds per process from the first publish to the last put code stored.
     pub cpu: Vec<(String, f64)>,
+    /// PostgreSQL's share of `cpu` per client or background process.
+    pub postgres_cpu: Vec<(String, f64)>,
     /// When 90 % of the round's put codes were stored, from the first publish.
     pub ninety: Duration,
     /// The database's work for the round, read after the services idled.
@@ -195,6 +197,14 @@ impl PipelineRun {
                     seconds * 1000.0 / r.events.max(1) as f64,
                     seconds * 100.0 / r.seconds.max(1e-9)
                 );
+                if label.starts_with("PostgreSQL") {
+                    for (owner, seconds) in r.postgres_cpu.iter().filter(|(_, s)| *s >= 0.005) {
+                        println!(
+                            "      for {owner:<30} {:>6.2} ms/event",
+                            seconds * 1000.0 / r.events.max(1) as f64
+                        );
+                    }
+                }
             }
             if !self.limited {
                 r.database.print(r.events);
@@ -609,7 +619,12 @@ async fn one_round(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let cpu_used = cpu::sample(processes).since(&cpu_before);
+    let cpu_after = cpu::sample(processes);
+    let cpu_used = cpu_after.since(&cpu_before);
+    let postgres_cpu = cpu::postgres_by_owner(
+        &cpu_after.postgres_since(&cpu_before),
+        &postgres_owners(db).await?,
+    );
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -661,9 +676,32 @@ async fn one_round(
         sustained_window,
         requests,
         cpu: cpu_used,
+        postgres_cpu,
         ninety,
         database,
     })
+}
+
+/// Who each PostgreSQL server process works for: the client's `application_name` (`(none)`
+/// when it set none: this benchmark's own checks), or the background process's type.
+async fn postgres_owners(
+    db: &DatabaseConnection,
+) -> anyhow::Result<std::collections::BTreeMap<u32, String>> {
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT pid, CASE WHEN backend_type = 'client backend' \
+             THEN coalesce(nullif(application_name, ''), '(none)') ELSE backend_type END AS owner \
+             FROM pg_stat_activity",
+        ))
+        .await?;
+    let mut owners = std::collections::BTreeMap::new();
+    for row in rows {
+        let pid: i32 = row.try_get("", "pid")?;
+        let owner: String = row.try_get("", "owner")?;
+        owners.insert(u32::try_from(pid)?, owner);
+    }
+    Ok(owners)
 }
 
 async fn count_where(db: &DatabaseConnection, key: &str) -> anyhow::Result<i64> {
