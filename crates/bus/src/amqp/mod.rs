@@ -186,17 +186,24 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Awaits the close of a channel or connection for at most [`CLOSE_TIMEOUT`]. Seen once:
 /// the socket was already shut and lapin's close never completed, which held the caller's
 /// shutdown forever. Either way the channel or connection is gone for us afterwards.
-pub(crate) async fn bounded_close<F>(what: &'static str, close: F)
+///
+/// Returns whether the close finished in time, successfully or not (a close that fails
+/// found the channel or connection already gone). `false` means the broker may still hold
+/// the channel or connection open, with whatever it had not acknowledged: callers that
+/// fetched messages on it must not report success (see [`AmqpBus::reset_connection`]).
+pub(crate) async fn bounded_close<F>(what: &'static str, close: F) -> bool
 where
     F: Future<Output = Result<(), lapin::Error>>,
 {
-    if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+    let finished = tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_ok();
+    if !finished {
         tracing::warn!(
             what,
             timeout_s = CLOSE_TIMEOUT.as_secs(),
             "RabbitMQ did not confirm the close in time; dropping it"
         );
     }
+    finished
 }
 
 /// A publishing channel (confirm mode) of one kind of publisher, on the shared publishing
@@ -321,9 +328,32 @@ impl AmqpBus {
         &self.inner.config
     }
 
-    /// A new channel on the publishing connection, for operator tools.
-    pub(crate) async fn fresh_channel(&self) -> Result<Channel, BusError> {
-        Ok(self.inner.connection().await?.create_channel().await?)
+    /// A new channel on the publishing connection, for operator tools, with that connection:
+    /// the one to [reset](AmqpBus::reset_connection) when the channel will not close.
+    pub(crate) async fn fresh_channel(&self) -> Result<(Channel, Arc<Connection>), BusError> {
+        let connection = self.inner.connection().await?;
+        let channel = connection.create_channel().await?;
+        Ok((channel, connection))
+    }
+
+    /// Drops the publishing connection `connection` (if still the current one, so the next
+    /// use connects afresh) and closes it, for at most [`CLOSE_TIMEOUT`]: closing it makes
+    /// the broker put back every message its channels held unacknowledged, which is how a
+    /// channel whose own close went unconfirmed is made to let go of what it fetched. The
+    /// lanes' channels die with it and reopen on their next publish (a publish under way
+    /// fails and is retried like any connection loss).
+    ///
+    /// Returns whether the close finished in time.
+    pub(crate) async fn reset_connection(&self, connection: &Arc<Connection>) -> bool {
+        let mut slot = self.inner.connection.lock().await;
+        slot.take_if(|current| Arc::ptr_eq(current, connection));
+        drop(slot);
+        tracing::warn!("resetting the publishing connection: a channel on it did not close");
+        bounded_close(
+            "connection",
+            connection.close(200, "reset: a channel did not close".into()),
+        )
+        .await
     }
 
     /// Publishes once on `lane` and waits for the broker's confirm; opening the lane's

@@ -10,6 +10,15 @@ use uuid::Uuid;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// `TEST_AMQP_URL` with its host and port replaced by `addr` (a proxy in front of the
+/// broker).
+pub fn amqp_url_via(addr: std::net::SocketAddr) -> String {
+    let mut url = url::Url::parse(&amqp_url()).unwrap();
+    url.set_ip_host(addr.ip()).unwrap();
+    url.set_port(Some(addr.port())).unwrap();
+    url.to_string()
+}
+
 pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())

@@ -4,6 +4,7 @@
 
 mod amqp_basics;
 mod amqp_crash;
+mod amqp_parking;
 mod amqp_reconnect;
 mod contracts;
 mod helpers;

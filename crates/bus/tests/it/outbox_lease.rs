@@ -75,10 +75,7 @@ impl FreezableProxy {
 
     /// `TEST_AMQP_URL` through this proxy.
     fn url(&self) -> String {
-        let mut url = url::Url::parse(&amqp_url()).unwrap();
-        url.set_ip_host(self.addr.ip()).unwrap();
-        url.set_port(Some(self.addr.port())).unwrap();
-        url.to_string()
+        crate::helpers::amqp_url_via(self.addr)
     }
 
     fn freeze(&self, frozen: bool) {

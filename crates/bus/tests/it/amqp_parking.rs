@@ -1,0 +1,295 @@
+//! Parked-queue operations give back what they fetched: a listing leaves every message in
+//! place and in order, a replay leaves nothing it re-published, and a channel whose close
+//! the broker never confirms fails the operation instead of hiding messages from the next
+//! listing.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use bus::{Bus, BusError, ServiceSpec, Topology, parking::Selection};
+use lapin::{
+    BasicProperties, Connection, ConnectionProperties,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+    types::{AMQPValue, FieldTable},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
+    task::JoinHandle,
+};
+
+use crate::helpers::{amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth};
+
+/// How many messages are parked. RabbitMQ 3.10 keeps the order of returned messages up to
+/// 32 in flight at once (see `give_back_and_close`); beyond, a listing may come back
+/// reordered, though never short.
+const PARKED: usize = 30;
+
+/// Declares service `svc` and parks `PARKED` messages straight into its parking queue, as
+/// a consumer would (with the queue they were parked from); returns their ids in order.
+async fn park_messages(bus: &Bus) -> (Topology, Vec<String>) {
+    let topology = Topology::new().service(ServiceSpec::new("svc").bind("events", "#"));
+    bus.declare(&topology).await.unwrap();
+    let names = bus.names();
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..PARKED {
+        let id = format!("parked-{i:03}");
+        let mut headers = FieldTable::default();
+        headers.insert(
+            "x-parked-from".into(),
+            AMQPValue::LongString(names.queue("svc").into()),
+        );
+        headers.insert(
+            "x-parked-reason".into(),
+            AMQPValue::LongString("test".into()),
+        );
+        channel
+            .basic_publish(
+                "".into(),
+                names.parked("svc").as_str().into(),
+                BasicPublishOptions::default(),
+                format!("{{\"n\":{i}}}").as_bytes(),
+                BasicProperties::default()
+                    .with_message_id(id.as_str().into())
+                    .with_headers(headers)
+                    .with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let _ = connection.close(200, "bye".into()).await;
+    (topology, ids)
+}
+
+fn ids(parked: &[bus::parking::ParkedMessage]) -> Vec<String> {
+    parked
+        .iter()
+        .map(|p| p.message_id.clone().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn listing_twice_shows_every_parked_message_in_order_and_a_replay_leaves_none() {
+    let bus = amqp_bus(&prefix()).await;
+    let (topology, parked) = park_messages(&bus).await;
+
+    // Each listing gives every message back before it returns: the next one, at once,
+    // sees them all again, in the order they were parked.
+    for listing in 0..3 {
+        let listed = bus.parked("svc", PARKED + 10).await.unwrap();
+        assert_eq!(ids(&listed), parked, "listing {listing}");
+    }
+    // A listing cut short by its limit gives back what it fetched too. (Not in place: the
+    // quorum queue serves returned messages in the order returned, so these five now come
+    // after the others, returned by the listings above.)
+    let first = bus.parked("svc", 5).await.unwrap();
+    assert_eq!(ids(&first), parked[..5]);
+    let mut all = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
+    all.sort();
+    assert_eq!(all, parked);
+
+    // A replay of some leaves the others parked, in order; a replay of all leaves none.
+    let chosen = vec![parked[3].clone(), parked[17].clone()];
+    let replayed = bus
+        .replay_parked("svc", &Selection::Ids(chosen.clone()))
+        .await
+        .unwrap();
+    assert_eq!(replayed, 2);
+    let left: Vec<String> = parked
+        .iter()
+        .filter(|id| !chosen.contains(id))
+        .cloned()
+        .collect();
+    let mut still_parked = ids(&bus.parked("svc", PARKED).await.unwrap());
+    still_parked.sort();
+    assert_eq!(still_parked, left);
+    assert_eq!(
+        bus.replay_parked("svc", &Selection::All).await.unwrap(),
+        PARKED - 2
+    );
+    assert!(bus.parked("svc", PARKED).await.unwrap().is_empty());
+    assert_eq!(
+        queue_depth(&bus.names().queue("svc")).await,
+        u32::try_from(PARKED).unwrap(),
+        "every message back on its queue once"
+    );
+
+    bus.delete(&topology).await.unwrap();
+    bus.close().await;
+}
+
+/// A listing whose channel close the broker never confirms (the proxy drops the client's
+/// `channel.close`) fails instead of returning a listing, and leaves no message held: the
+/// next listing, on another connection, sees all of them, in order.
+#[tokio::test]
+async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing() {
+    let prefix = prefix();
+    let proxy = CloseDroppingProxy::start().await;
+    let through_proxy = amqp_bus_at(&proxy.url(), &prefix).await;
+    let (topology, parked) = park_messages(&through_proxy).await;
+
+    proxy.drop_channel_closes(true);
+    let err = through_proxy
+        .parked("svc", PARKED + 10)
+        .await
+        .expect_err("a listing whose channel did not close");
+    assert!(
+        matches!(
+            err,
+            BusError::ChannelCloseUnconfirmed {
+                operation: "list",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(err.to_string().contains("retry"), "{err}");
+
+    let direct = amqp_bus(&prefix).await;
+    assert_eq!(
+        ids(&direct.parked("svc", PARKED + 10).await.unwrap()),
+        parked
+    );
+
+    // The bus behind the proxy reconnects and works again once closes get through.
+    proxy.drop_channel_closes(false);
+    assert_eq!(
+        ids(&through_proxy.parked("svc", PARKED + 10).await.unwrap()),
+        parked
+    );
+
+    direct.delete(&topology).await.unwrap();
+    direct.close().await;
+    through_proxy.close().await;
+}
+
+/// A TCP proxy to RabbitMQ that, once told to, drops every `channel.close` the client sends:
+/// the broker never sees it, as when it stops answering, and the client waits for a
+/// close-ok that never comes. Everything else goes through.
+struct CloseDroppingProxy {
+    addr: SocketAddr,
+    dropping: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+    pumps: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl CloseDroppingProxy {
+    async fn start() -> Self {
+        let broker = url::Url::parse(&amqp_url()).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            broker.host_str().unwrap(),
+            broker.port().unwrap_or(5672)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dropping = Arc::new(AtomicBool::new(false));
+        let pumps: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (flag, spawned) = (dropping.clone(), pumps.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                let (from_client, mut to_client) = client.into_split();
+                let (mut from_server, to_server) = server.into_split();
+                let mut spawned = spawned.lock().unwrap();
+                spawned.push(tokio::spawn(filter_client_frames(
+                    from_client,
+                    to_server,
+                    flag.clone(),
+                )));
+                spawned.push(tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+                }));
+            }
+        });
+        Self {
+            addr,
+            dropping,
+            task,
+            pumps,
+        }
+    }
+
+    /// `TEST_AMQP_URL` through this proxy.
+    fn url(&self) -> String {
+        crate::helpers::amqp_url_via(self.addr)
+    }
+
+    fn drop_channel_closes(&self, dropping: bool) {
+        self.dropping.store(dropping, Ordering::SeqCst);
+    }
+}
+
+impl Drop for CloseDroppingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for pump in self.pumps.lock().unwrap().drain(..) {
+            pump.abort();
+        }
+    }
+}
+
+/// Forwards the client's bytes: the 8-byte protocol header, then whole AMQP frames (type,
+/// channel, size, payload, end octet), leaving out `channel.close` (class 20, method 40)
+/// while `dropping`.
+async fn filter_client_frames(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    dropping: Arc<AtomicBool>,
+) {
+    const PROTOCOL_HEADER: usize = 8;
+    const FRAME_HEADER: usize = 7;
+    let mut header_left = PROTOCOL_HEADER;
+    let mut pending = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut out = Vec::new();
+        let header = header_left.min(pending.len());
+        out.extend(pending.drain(..header));
+        header_left -= header;
+        while header_left == 0 && pending.len() >= FRAME_HEADER {
+            let size = u32::from_be_bytes(pending[3..7].try_into().unwrap()) as usize;
+            let end = FRAME_HEADER + size + 1;
+            if pending.len() < end {
+                break;
+            }
+            let frame: Vec<u8> = pending.drain(..end).collect();
+            let channel_close = frame[0] == 1
+                && size >= 4
+                && frame[FRAME_HEADER..FRAME_HEADER + 4] == [0, 20, 0, 40];
+            if !(channel_close && dropping.load(Ordering::SeqCst)) {
+                out.extend(frame);
+            }
+        }
+        if to.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
