@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use lettre::Address;
 use sea_orm::sea_query::{
     Alias, Condition, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query,
@@ -158,6 +158,9 @@ pub struct Invitation {
     pub last_error: Option<String>,
     /// When "connection ready" arrived.
     pub connected_at: Option<DateTime<Utc>>,
+    /// The instant of the event `email` and `display_name` come from (the `as_of` of the
+    /// [`Invitations::invite`] that set them; none for rows from before it was recorded).
+    pub contact_as_of: Option<DateTime<Utc>>,
 }
 
 /// What [`Invitations::invite`] did.
@@ -172,7 +175,8 @@ pub enum InviteOutcome {
     },
     /// A new invitation another replica's scheduler is sending right now.
     Queued,
-    /// An invitation is already open: nothing sent (the address and name were updated).
+    /// An invitation is already open: nothing sent (the address and name were updated,
+    /// unless the invitation holds them from a newer event).
     AlreadyInvited,
     /// The schedule ran out earlier: nothing sent (an administrator may resend).
     RemindersStopped,
@@ -311,9 +315,13 @@ impl Invitations {
         &self.inner.db
     }
 
-    /// Invites `person_id` at `email`, greeting them as `display_name`. Idempotent: when an
-    /// invitation exists nothing is sent (an open one takes the new address and name for
-    /// its reminders); a new one is recorded and its first e-mail sent before returning.
+    /// Invites `person_id` at `email`, greeting them as `display_name`, as known at `as_of`
+    /// (the instant of the event that carries them, e.g. an HR event's `occurred_at`; `now`
+    /// for a correction by hand). Idempotent: when an invitation exists nothing is sent (an
+    /// open one takes the new address and name for its reminders, unless it holds them from
+    /// a newer event: a redelivered or overtaken older event cannot bring an outdated
+    /// address back; at the same instant the later call wins); a new one is recorded and its
+    /// first e-mail sent before returning.
     ///
     /// # Errors
     /// [`InvitationError::InvalidInput`] for an empty person id or an invalid address;
@@ -324,6 +332,7 @@ impl Invitations {
         person_id: &str,
         email: &str,
         display_name: &str,
+        as_of: DateTime<Utc>,
     ) -> Result<InviteOutcome, InvitationError> {
         check_person_id(person_id)?;
         let email = email.trim();
@@ -345,6 +354,8 @@ impl Invitations {
             .take(255)
             .collect();
         let display_name = display_name.as_str();
+        // As stored (PostgreSQL keeps microseconds), so equal instants compare equal.
+        let as_of = as_of.trunc_subsecs(6);
         let now = Utc::now();
         let mut insert = Query::insert();
         insert
@@ -358,6 +369,7 @@ impl Invitations {
                 col("created_at"),
                 col("updated_at"),
                 col("next_reminder_at"),
+                col("contact_as_of"),
             ])
             .values([
                 person_id.into(),
@@ -368,6 +380,7 @@ impl Invitations {
                 now.into(),
                 now.into(),
                 now.into(),
+                as_of.into(),
             ])
             .map_err(|e| InvitationError::InvalidInput(format!("invitation insert: {e}")))?
             .on_conflict(OnConflict::column(col("person_id")).do_nothing().to_owned());
@@ -392,16 +405,34 @@ impl Invitations {
             InvitationState::Connected => InviteOutcome::AlreadyConnected,
             InvitationState::Stopped => InviteOutcome::RemindersStopped,
             _ => {
-                if existing.email != email || existing.display_name != display_name {
-                    let update = Query::update()
+                let changed = existing.email != email || existing.display_name != display_name;
+                let newer = existing.contact_as_of.is_none_or(|held| held < as_of);
+                if changed || newer {
+                    let mut update = Query::update();
+                    update
                         .table(col(TABLE))
                         .value(col("email"), email)
                         .value(col("display_name"), display_name)
-                        .value(col("updated_at"), now)
+                        // Also when only the instant moves on: an event older than this
+                        // one must not bring back an address it replaced.
+                        .value(col("contact_as_of"), as_of)
                         .and_where(Expr::col(col("person_id")).eq(person_id))
                         .and_where(Expr::col(col("state")).is_in(open_states()))
-                        .to_owned();
-                    self.db().execute(&update).await?;
+                        // Checked in the statement, so concurrent invites cannot reorder.
+                        .cond_where(
+                            Condition::any()
+                                .add(Expr::col(col("contact_as_of")).is_null())
+                                .add(Expr::col(col("contact_as_of")).lte(as_of)),
+                        );
+                    if changed {
+                        update.value(col("updated_at"), now);
+                    }
+                    if self.db().execute(&update).await?.rows_affected() == 0 && changed {
+                        tracing::info!(
+                            person_id,
+                            "invitation keeps the address and name of a newer event"
+                        );
+                    }
                 }
                 InviteOutcome::AlreadyInvited
             }
@@ -819,6 +850,7 @@ impl Invitations {
             next_reminder_at: row.try_get("", "next_reminder_at")?,
             last_error: row.try_get("", "last_error")?,
             connected_at: row.try_get("", "connected_at")?,
+            contact_as_of: row.try_get("", "contact_as_of")?,
         })
     }
 }
@@ -839,6 +871,7 @@ fn select_all() -> sea_orm::sea_query::SelectStatement {
             col("next_reminder_at"),
             col("last_error"),
             col("connected_at"),
+            col("contact_as_of"),
         ])
         .from(col(TABLE))
         .to_owned()

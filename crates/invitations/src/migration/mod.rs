@@ -3,6 +3,7 @@
 //! services sharing one database keep separate histories.
 
 mod m20261205_000001_create_invitations;
+mod m20261206_000001_add_contact_as_of;
 
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::sea_orm::{DbErr, DynIden};
@@ -15,7 +16,10 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261205_000001_create_invitations::Migration)]
+        vec![
+            Box::new(m20261205_000001_create_invitations::Migration),
+            Box::new(m20261206_000001_add_contact_as_of::Migration),
+        ]
     }
 
     fn migration_table_name() -> DynIden {

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
+use chrono::{SubsecRound, Utc};
 use invitations::{InvitationError, InvitationState, InviteOutcome};
+use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::helpers::{MailDir, PORTAL, TestDb, address, get, service};
@@ -15,7 +17,7 @@ async fn invite_sends_one_mail_with_the_portal_link() {
     let to = address("josiah");
 
     let outcome = inv
-        .invite("p-1", &to, "Josiah Carberry")
+        .invite("p-1", &to, "Josiah Carberry", Utc::now())
         .await
         .expect("invite");
     assert_eq!(outcome, InviteOutcome::Sent);
@@ -68,7 +70,7 @@ async fn invite_sends_one_mail_with_the_portal_link() {
     assert_eq!(after.num_seconds(), 7 * 86_400, "{after:?}");
 
     // Two people get two different, unguessable link ids.
-    inv.invite("p-2", &address("other"), "Other")
+    inv.invite("p-2", &address("other"), "Other", Utc::now())
         .await
         .expect("invite");
     assert_ne!(get(&inv, "p-2").await.link_id, row.link_id);
@@ -85,17 +87,21 @@ async fn invite_again_sends_no_second_mail() {
     let to = address("josiah");
 
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("invite"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("invite"),
         InviteOutcome::Sent
     );
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("again"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("again"),
         InviteOutcome::AlreadyInvited
     );
     // A new address is kept for the reminders, still without sending now.
     let new_to = address("josiah-new");
     assert_eq!(
-        inv.invite("p-1", &new_to, "Josiah C.")
+        inv.invite("p-1", &new_to, "Josiah C.", Utc::now())
             .await
             .expect("again"),
         InviteOutcome::AlreadyInvited
@@ -111,7 +117,7 @@ async fn invite_again_sends_no_second_mail() {
     let calls = (0..8).map(|_| {
         let inv = inv.clone();
         let to2 = to2.clone();
-        tokio::spawn(async move { inv.invite("p-race", &to2, "Race").await })
+        tokio::spawn(async move { inv.invite("p-race", &to2, "Race", Utc::now()).await })
     });
     let mut sent = 0;
     for call in calls {
@@ -127,18 +133,110 @@ async fn invite_again_sends_no_second_mail() {
 }
 
 #[tokio::test]
+async fn an_older_event_keeps_the_newer_address() {
+    let db = TestDb::postgres().await;
+    older_event_keeps_the_newer_address(&db).await;
+    db.drop().await;
+}
+
+/// The events carrying a person's address arrive out of order (a redelivery, a retry
+/// overtaken by a newer event): the invitation keeps the newest event's address and name,
+/// the reminders and resends go there, and no second invitation goes out. Also on SQLite
+/// (`sqlite.rs`).
+pub async fn older_event_keeps_the_newer_address(db: &TestDb) {
+    let mail = MailDir::new();
+    let inv = service(&db.db, &mail, &[]);
+    // Sub-microsecond parts on purpose: PostgreSQL keeps microseconds.
+    let t0 = Utc::now() - chrono::Duration::hours(1);
+    let at = |millis: i64| t0 + chrono::Duration::milliseconds(millis);
+    let (old, new, newest) = (address("old"), address("new"), address("newest"));
+
+    assert_eq!(
+        inv.invite("p-1", &old, "Old Name", at(0))
+            .await
+            .expect("first"),
+        InviteOutcome::Sent
+    );
+    assert_eq!(
+        inv.invite("p-1", &new, "New Name", at(2000))
+            .await
+            .expect("newer"),
+        InviteOutcome::AlreadyInvited
+    );
+    // The older event again: nothing changes.
+    assert_eq!(
+        inv.invite("p-1", &old, "Old Name", at(0))
+            .await
+            .expect("older"),
+        InviteOutcome::AlreadyInvited
+    );
+    let row = get(&inv, "p-1").await;
+    assert_eq!(row.email, new, "the older event's address came back");
+    assert_eq!(row.display_name, "New Name");
+    assert_eq!(row.contact_as_of, Some(at(2000).trunc_subsecs(6)));
+    // One in between the two, also older than the one held.
+    inv.invite("p-1", &old, "Old Name", at(1000))
+        .await
+        .expect("in between");
+    assert_eq!(get(&inv, "p-1").await.email, new);
+
+    // A newer event with the same address moves the instant on, so an event older than it
+    // (but newer than the first) cannot replace the address either.
+    inv.invite("p-1", &new, "New Name", at(4000))
+        .await
+        .expect("same address, newer");
+    assert_eq!(
+        get(&inv, "p-1").await.contact_as_of,
+        Some(at(4000).trunc_subsecs(6))
+    );
+    inv.invite("p-1", &old, "Old Name", at(3000))
+        .await
+        .expect("older than the last");
+    assert_eq!(get(&inv, "p-1").await.email, new);
+
+    // At the same instant, the later call wins (as before).
+    inv.invite("p-1", &newest, "Newest Name", at(4000))
+        .await
+        .expect("same instant");
+    let row = get(&inv, "p-1").await;
+    assert_eq!(row.email, newest);
+    assert_eq!(row.display_name, "Newest Name");
+
+    // A row from before the instant was recorded takes any event's address.
+    db.db
+        .execute_unprepared("UPDATE invitations SET contact_as_of = NULL WHERE person_id = 'p-1'")
+        .await
+        .expect("forget the instant");
+    inv.invite("p-1", &new, "New Name", at(0))
+        .await
+        .expect("unknown instant");
+    let row = get(&inv, "p-1").await;
+    assert_eq!(row.email, new);
+    assert_eq!(row.contact_as_of, Some(at(0).trunc_subsecs(6)));
+
+    assert_eq!(mail.count(), 1, "no second e-mail: {:?}", mail.mails());
+    assert_eq!(get(&inv, "p-1").await.sent_count, 1);
+    // A resend goes to the address held.
+    inv.resend("p-1").await.expect("resend");
+    assert_eq!(mail.to(&new).len(), 1);
+    assert_eq!(mail.to(&old).len(), 1, "only the first invitation");
+
+    mail.remove();
+}
+
+#[tokio::test]
 async fn invite_refuses_bad_input() {
     let db = TestDb::postgres().await;
     let mail = MailDir::new();
     let inv = service(&db.db, &mail, &[]);
 
     let err = inv
-        .invite("p-1", "not an address", "X")
+        .invite("p-1", "not an address", "X", Utc::now())
         .await
         .expect_err("bad address");
     assert!(matches!(err, InvitationError::InvalidInput(_)), "{err}");
     let err = inv
-        .invite("  ", &address("x"), "X")
+        .invite("  ", &address("x"), "X", Utc::now())
         .await
         .expect_err("empty id");
     assert!(matches!(err, InvitationError::InvalidInput(_)), "{err}");
@@ -147,7 +245,7 @@ async fn invite_refuses_bad_input() {
 
     // A name cannot smuggle a header in.
     let to = address("evil");
-    inv.invite("p-2", &to, "Evil\r\nBcc: victim@example.org")
+    inv.invite("p-2", &to, "Evil\r\nBcc: victim@example.org", Utc::now())
         .await
         .expect("invite");
     assert_eq!(
@@ -176,7 +274,9 @@ async fn mark_connected_stops_reminders() {
     );
     let to = address("josiah");
 
-    inv.invite("p-1", &to, "Josiah").await.expect("invite");
+    inv.invite("p-1", &to, "Josiah", Utc::now())
+        .await
+        .expect("invite");
     assert!(inv.mark_connected("p-1").await.expect("connected"));
     assert!(!inv.mark_connected("p-1").await.expect("again: no change"));
     let row = get(&inv, "p-1").await;
@@ -189,14 +289,16 @@ async fn mark_connected_stops_reminders() {
     assert_eq!(inv.run_due_once().await.expect("round"), 0);
     assert_eq!(mail.count(), 1, "only the invitation");
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("invite"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("invite"),
         InviteOutcome::AlreadyConnected
     );
 
     // "Connection ready" before any invitation: a later invite sends nothing.
     assert!(inv.mark_connected("p-2").await.expect("connected"));
     assert_eq!(
-        inv.invite("p-2", &address("early"), "Early")
+        inv.invite("p-2", &address("early"), "Early", Utc::now())
             .await
             .expect("invite"),
         InviteOutcome::AlreadyConnected
@@ -214,7 +316,9 @@ async fn resend_sends_a_new_mail_and_restarts_the_schedule() {
     let inv = service(&db.db, &mail, &[("reminder_after", json!(["1h", "2h"]))]);
     let to = address("josiah");
 
-    inv.invite("p-1", &to, "Josiah").await.expect("invite");
+    inv.invite("p-1", &to, "Josiah", Utc::now())
+        .await
+        .expect("invite");
     let first = get(&inv, "p-1").await;
     let again = inv.resend("p-1").await.expect("resend");
     assert_eq!(mail.to(&to).len(), 2, "a new e-mail");

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use chrono::Utc;
 use invitations::InvitationState;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -27,7 +28,7 @@ async fn two_replicas_send_each_reminder_once() {
     for (i, (person, to)) in people.iter().enumerate() {
         // Invitations come in through both replicas.
         let inv = if i % 2 == 0 { &a } else { &b };
-        inv.invite(person, to, "Replica Test")
+        inv.invite(person, to, "Replica Test", Utc::now())
             .await
             .expect("invite");
     }

@@ -1,5 +1,6 @@
 //! The reminder schedule run by the scheduler, and the admin listing.
 
+use chrono::Utc;
 use invitations::{InvitationState, ListFilter};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,9 @@ async fn reminders_go_out_on_schedule_then_stop() {
         &[("reminder_after", json!(["300ms", "1200ms"]))],
     );
     let to = address("josiah");
-    inv.invite("p-1", &to, "Josiah").await.expect("invite");
+    inv.invite("p-1", &to, "Josiah", Utc::now())
+        .await
+        .expect("invite");
     let invited = get(&inv, "p-1").await;
 
     let shutdown = CancellationToken::new();
@@ -75,7 +78,9 @@ async fn reminders_go_out_on_schedule_then_stop() {
     // Stopped means stopped: nothing more is due, and invite does not restart it.
     assert_eq!(inv.run_due_once().await.expect("round"), 0);
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("invite"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("invite"),
         invitations::InviteOutcome::RemindersStopped
     );
     assert_eq!(mail.to(&to).len(), 3);
@@ -96,9 +101,14 @@ async fn list_and_counts_show_the_states() {
     let mail = MailDir::new();
     let inv = service(&db.db, &mail, &[]);
     for i in 0..4 {
-        inv.invite(&format!("p-{i}"), &address("x"), &format!("Person {i}"))
-            .await
-            .expect("invite");
+        inv.invite(
+            &format!("p-{i}"),
+            &address("x"),
+            &format!("Person {i}"),
+            Utc::now(),
+        )
+        .await
+        .expect("invite");
     }
     inv.mark_connected("p-0").await.expect("connected");
     inv.resend("p-1").await.expect("resend");

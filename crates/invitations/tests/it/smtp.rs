@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use chrono::Utc;
 use invitations::{InvitationError, InvitationState, Invitations, InviteOutcome};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -91,7 +92,7 @@ async fn failing_smtp_records_failed_and_retries_until_delivered() {
     let to = address("josiah");
 
     let outcome = inv
-        .invite("p-1", &to, "Josiah")
+        .invite("p-1", &to, "Josiah", Utc::now())
         .await
         .expect("invite does not fail");
     let InviteOutcome::SendFailed { reason } = outcome else {
@@ -181,7 +182,10 @@ async fn smtp_credentials_stay_out_of_errors_and_debug() {
     let inv = Invitations::new(db.db.clone(), cfg).expect("invitations");
     assert!(!format!("{inv:?}").contains(PASSWORD), "service Debug");
 
-    let outcome = inv.invite("p-1", &address("x"), "X").await.expect("invite");
+    let outcome = inv
+        .invite("p-1", &address("x"), "X", Utc::now())
+        .await
+        .expect("invite");
     assert!(
         matches!(outcome, InviteOutcome::SendFailed { .. }),
         "{outcome:?}"
@@ -221,7 +225,7 @@ async fn a_permanent_refusal_is_not_retried_automatically() {
     let inv = Invitations::new(db.db.clone(), cfg).expect("invitations");
 
     let outcome = inv
-        .invite("p-1", &address("gone"), "Gone")
+        .invite("p-1", &address("gone"), "Gone", Utc::now())
         .await
         .expect("invite");
     let InviteOutcome::SendFailed { reason } = outcome else {

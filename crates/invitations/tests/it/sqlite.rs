@@ -1,5 +1,6 @@
 //! The same on SQLite (embedded mode): invite, reminders by the scheduler, stop.
 
+use chrono::Utc;
 use invitations::{InvitationState, InviteOutcome};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -19,14 +20,18 @@ async fn sqlite_invite_and_scheduler() {
     let invited_at = std::time::Instant::now();
 
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("invite"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("invite"),
         InviteOutcome::Sent
     );
     assert_eq!(
-        inv.invite("p-1", &to, "Josiah").await.expect("again"),
+        inv.invite("p-1", &to, "Josiah", Utc::now())
+            .await
+            .expect("again"),
         InviteOutcome::AlreadyInvited
     );
-    inv.invite("p-2", &address("connects"), "Connects")
+    inv.invite("p-2", &address("connects"), "Connects", Utc::now())
         .await
         .expect("invite");
     inv.mark_connected("p-2").await.expect("connected");
@@ -72,5 +77,12 @@ async fn sqlite_invite_and_scheduler() {
     );
 
     mail.remove();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn sqlite_an_older_event_keeps_the_newer_address() {
+    let db = TestDb::sqlite().await;
+    crate::invite::older_event_keeps_the_newer_address(&db).await;
     db.drop().await;
 }

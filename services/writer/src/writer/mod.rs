@@ -428,9 +428,12 @@ impl Writer {
     }
 
     /// After an HR event: when its item waits as `pending` and the event names an e-mail
-    /// address, invites the person (idempotent; the first e-mail goes out now). A database
-    /// error retries the event (which then changes nothing but this); anything else is
-    /// logged and the event stays done.
+    /// address, invites the person as of the event's `occurred_at` (idempotent; the first
+    /// e-mail goes out now; an invitation holding a newer event's address, e.g. from another
+    /// position, keeps it). An event older than the one its item holds (stale, or overtaken
+    /// since it was merged) only invites when no invitation exists yet. A database error
+    /// retries the event (which then changes nothing but this); anything else is logged and
+    /// the event stays done.
     async fn invite_if_pending(&self, event: &HrEvent, item_id: Uuid, key: &str) -> Outcome {
         let Some(invitations) = self.invitations() else {
             return Outcome::Ack;
@@ -448,10 +451,25 @@ impl Writer {
             Ok(row) => row,
             Err(e) => return db_retry(&e),
         };
-        if row.as_ref().and_then(state_of) != Some(ItemState::Pending) {
+        let Some(row) = row.filter(|row| state_of(row) == Some(ItemState::Pending)) else {
             return Outcome::Ack;
-        }
+        };
         let person_id = event.person.person_id.as_str();
+        if row.source_event_id.as_deref() != Some(event.event_id.as_str()) {
+            // Older than the event the item holds (stale, or overtaken since): its address
+            // may be outdated, so it does not touch an invitation that exists. When none
+            // exists (say the newer event named no address, or its invite failed and this
+            // one is a retry), this address is the best known one and the person is invited.
+            match invitations.get(person_id).await {
+                Ok(Some(_)) => return Outcome::Ack,
+                Ok(None) => {}
+                Err(InvitationError::Database(e)) => return db_retry(&e),
+                Err(e) => {
+                    tracing::warn!(person_id, item_key = key, error = %e, "could not read the invitation");
+                    return Outcome::Ack;
+                }
+            }
+        }
         let name = event
             .person
             .names
@@ -466,7 +484,10 @@ impl Writer {
                     .join(" ")
             })
             .unwrap_or_default();
-        match invitations.invite(person_id, email, &name).await {
+        match invitations
+            .invite(person_id, email, &name, event.occurred_at)
+            .await
+        {
             Ok(outcome) => {
                 tracing::info!(person_id, item_key = key, outcome = ?outcome, "invitation");
                 Outcome::Ack

@@ -1,18 +1,21 @@
 //! Invitations wired into the writer (`writer.invitations.enabled`, file transport): a hire
 //! for a person who has not connected waits as `pending` and, with `person.email`, an
 //! invitation e-mail is written; "connection ready" marks the invitation connected (no more
-//! reminders) and writes the item.
+//! reminders) and writes the item. An older HR event (a redelivery, a retry overtaken by a
+//! newer event) never brings back the address a newer event set.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bus::Outcome;
 use bus::events::ConnectionReady;
+use bus::events::HrEventType;
 use bus::{Bus, OutgoingMessage};
 use chrono::Utc;
-use invitations::InvitationState;
+use invitations::{InvitationState, Invitations};
 use uuid::Uuid;
 use writer::ledger::ItemState;
-use writer::{Application, Dependencies};
+use writer::{Application, Cause, Dependencies, Writer};
 
 use crate::helpers::*;
 
@@ -109,7 +112,7 @@ async fn a_pending_hire_with_an_email_invites_and_connection_ready_marks_connect
     );
 
     // The same hire again (a redelivery): no second e-mail.
-    let again = hire.then(bus::events::HrEventType::Change);
+    let again = hire.then(HrEventType::Change);
     bus.publish(&OutgoingMessage::event(&again.event).expect("message"))
         .await
         .expect("publish");
@@ -180,4 +183,154 @@ async fn invitations_are_off_by_default_and_the_section_is_the_crates() {
 
 fn hire_for(person_id: &str, position_id: &str) -> Hr {
     hire(person_id, position_id, "2026-01-01")
+}
+
+/// A writer (no bus) with invitations through the file transport into a fresh directory.
+async fn writer_with_invitations() -> (Harness, Writer, Invitations, std::path::PathBuf) {
+    let h = Harness::new().await;
+    let mail_dir = std::env::temp_dir().join(format!("writer-mail-{}", Uuid::new_v4().simple()));
+    let mut config = invitations::InvitationsConfig::defaults().expect("crate defaults");
+    config.file_dir = mail_dir.clone();
+    config.portal_url = "https://portal.example.org".to_owned();
+    let invitations = Invitations::new(h.db.db.clone(), config).expect("invitations");
+    let writer = h.writer.clone().with_invitations(invitations.clone());
+    (h, writer, invitations, mail_dir)
+}
+
+fn with_email(mut hr: Hr, email: &str) -> Hr {
+    hr.event.person.email = Some(email.to_owned());
+    hr
+}
+
+async fn apply(writer: &Writer, hr: &Hr) {
+    assert_eq!(
+        writer.apply_hr_event(&hr.event, &Cause::none()).await,
+        Outcome::Ack
+    );
+}
+
+/// The address the invitation holds, after exactly one e-mail (to `first`).
+async fn held_after_one_mail(
+    invitations: &Invitations,
+    person_id: &str,
+    mail_dir: &std::path::Path,
+    first: &str,
+) -> String {
+    let invitation = invitations
+        .get(person_id)
+        .await
+        .expect("invitations")
+        .unwrap_or_else(|| panic!("{person_id} invited"));
+    assert_eq!(invitation.sent_count, 1);
+    let mails = eml_files(mail_dir);
+    assert_eq!(mails.len(), 1, "one e-mail: {mails:#?}");
+    assert!(mails[0].contains(first), "{}", mails[0]);
+    invitation.email
+}
+
+#[tokio::test]
+async fn a_stale_hire_event_does_not_bring_back_an_older_address() {
+    let (h, writer, invitations, mail_dir) = writer_with_invitations().await;
+    let older = with_email(hire_for("P-S1", "POS-S1"), "old@example.org");
+    let newer = with_email(
+        older.then(HrEventType::Hire).role("Dean"),
+        "new@example.org",
+    );
+
+    // The newer event first, then the older one (a retry it overtook): stale.
+    apply(&writer, &newer).await;
+    apply(&writer, &older).await;
+    assert_eq!(h.item("P-S1", "POS-S1").await.state, ItemState::Pending);
+    assert_eq!(
+        held_after_one_mail(&invitations, "P-S1", &mail_dir, "new@example.org").await,
+        "new@example.org"
+    );
+
+    // In order, then the older event again in another envelope (merged before, overtaken
+    // since).
+    let older = with_email(hire_for("P-S2", "POS-S2"), "old@example.org");
+    let newer = with_email(
+        older.then(HrEventType::Change).role("Dean"),
+        "new@example.org",
+    );
+    apply(&writer, &older).await;
+    apply(&writer, &newer).await;
+    apply(&writer, &older).await;
+    let invitation = invitations
+        .get("P-S2")
+        .await
+        .expect("invitations")
+        .expect("P-S2 invited");
+    assert_eq!(invitation.email, "new@example.org");
+    assert_eq!(invitation.sent_count, 1);
+    assert_eq!(eml_files(&mail_dir).len(), 2, "one e-mail per person");
+
+    // The same instant: the lesser event id is the older (as the merge orders them).
+    let mut older = with_email(hire_for("P-S4", "POS-S4"), "old@example.org");
+    older.event.event_id = format!("hr-a-{}", Uuid::new_v4().simple());
+    let mut newer = with_email(
+        older.then(HrEventType::Hire).role("Dean"),
+        "new@example.org",
+    );
+    newer.event.event_id = format!("hr-b-{}", Uuid::new_v4().simple());
+    newer.event.occurred_at = older.event.occurred_at;
+    apply(&writer, &newer).await;
+    apply(&writer, &older).await;
+    let invitation = invitations
+        .get("P-S4")
+        .await
+        .expect("invitations")
+        .expect("P-S4 invited");
+    assert_eq!(invitation.email, "new@example.org");
+    assert_eq!(eml_files(&mail_dir).len(), 3, "one e-mail per person");
+
+    h.finish().await;
+    let _ = std::fs::remove_dir_all(&mail_dir);
+}
+
+#[tokio::test]
+async fn an_older_event_of_another_position_does_not_bring_back_an_older_address() {
+    let (h, writer, invitations, mail_dir) = writer_with_invitations().await;
+    // Two positions: the hire into the second happened first but arrives last.
+    let second = with_email(hire_for("P-S3", "POS-S3b"), "old@example.org");
+    let first = with_email(
+        hire_for("P-S3", "POS-S3a").then(HrEventType::Hire),
+        "new@example.org",
+    );
+    assert!(first.event.occurred_at > second.event.occurred_at);
+
+    apply(&writer, &first).await;
+    apply(&writer, &second).await;
+    assert_eq!(h.item("P-S3", "POS-S3b").await.state, ItemState::Pending);
+    assert_eq!(
+        held_after_one_mail(&invitations, "P-S3", &mail_dir, "new@example.org").await,
+        "new@example.org"
+    );
+
+    h.finish().await;
+    let _ = std::fs::remove_dir_all(&mail_dir);
+}
+
+#[tokio::test]
+async fn a_stale_event_still_invites_when_no_invitation_exists() {
+    let (h, writer, invitations, mail_dir) = writer_with_invitations().await;
+    let older = with_email(hire_for("P-S5", "POS-S5"), "only@example.org");
+    // The newer event names no address (or its invite failed): the older one, arriving
+    // after it (a retry), is the only address there is.
+    let mut newer = older.then(HrEventType::Change).role("Dean");
+    newer.event.person.email = None;
+    apply(&writer, &newer).await;
+    assert!(
+        invitations
+            .get("P-S5")
+            .await
+            .expect("invitations")
+            .is_none()
+    );
+    apply(&writer, &older).await;
+    assert_eq!(h.item("P-S5", "POS-S5").await.state, ItemState::Pending);
+    assert_eq!(
+        held_after_one_mail(&invitations, "P-S5", &mail_dir, "only@example.org").await,
+        "only@example.org"
+    );
 }
