@@ -378,8 +378,10 @@ fn a_read_reserve_not_below_the_burst_is_refused_naming_the_key() {
     assert_eq!(problems.len(), 1, "{error}");
     assert_eq!(problems[0].key, "orcid.rate_limit.read_reserve", "{error}");
     let message = error.to_string();
-    assert!(message.contains("orcid.rate_limit.burst"), "{message}");
-    assert!(message.contains("below"), "{message}");
+    assert!(
+        message.contains("is 40, not below orcid.rate_limit.burst (40)"),
+        "the problem quotes both numbers: {message}"
+    );
 
     let error = Sources::new(DEFAULTS)
         .env([("IDBRIDGE__ORCID__RATE_LIMIT__READ_MAX_YIELD_MS", "3600001")])
