@@ -146,7 +146,7 @@ async fn connect(
     database: &database::DatabaseConfig,
     bus: &platform_bus::BusConfig,
 ) -> Result<(sea_orm::DatabaseConnection, bus::Bus), Error> {
-    let db = database::connect(database, &format!("idbridge-{service}"))
+    let db = database::connect(database, &telemetry::service_name([service]))
         .await
         .map_err(|source| Error::Database { service, source })?;
     let bus = platform_bus::connect(bus).await?;

@@ -157,7 +157,7 @@ impl Application {
 
         let db = match deps.database {
             Some(db) => db,
-            None => database::connect(&config.database, &format!("idbridge-{SERVICE_NAME}"))
+            None => database::connect(&config.database, &telemetry::service_name([SERVICE_NAME]))
                 .await
                 .map_err(
                     |database::ConnectError { url, source }| StartupError::Database { url, source },

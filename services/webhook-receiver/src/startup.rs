@@ -211,7 +211,7 @@ async fn database(
 ) -> Result<DatabaseConnection, StartupError> {
     let db = match given {
         Some(db) => db,
-        None => database::connect(&config.database, &format!("idbridge-{SERVICE_NAME}"))
+        None => database::connect(&config.database, &telemetry::service_name([SERVICE_NAME]))
             .await
             .map_err(
                 |database::ConnectError { url, source }| StartupError::Database { url, source },

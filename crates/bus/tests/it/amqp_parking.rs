@@ -3,12 +3,9 @@
 //! the broker never confirms fails the operation instead of hiding messages from the next
 //! listing.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use bus::{Bus, BusError, ServiceSpec, Topology, parking::Selection};
@@ -19,14 +16,10 @@ use lapin::{
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        TcpListener, TcpStream,
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-    },
-    task::JoinHandle,
+    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
 };
 
-use crate::helpers::{amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth};
+use crate::helpers::{BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth};
 
 /// How many messages are parked. RabbitMQ 3.10 keeps the order of returned messages up to
 /// 32 in flight at once (see `give_back_and_close`); beyond, a listing may come back
@@ -187,67 +180,35 @@ async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing(
 /// the broker never sees it, as when it stops answering, and the client waits for a
 /// close-ok that never comes. Everything else goes through.
 struct CloseDroppingProxy {
-    addr: SocketAddr,
+    proxy: BrokerProxy,
     dropping: Arc<AtomicBool>,
-    task: JoinHandle<()>,
-    pumps: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl CloseDroppingProxy {
     async fn start() -> Self {
-        let broker = url::Url::parse(&amqp_url()).unwrap();
-        let upstream = format!(
-            "{}:{}",
-            broker.host_str().unwrap(),
-            broker.port().unwrap_or(5672)
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let dropping = Arc::new(AtomicBool::new(false));
-        let pumps: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (flag, spawned) = (dropping.clone(), pumps.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (from_client, mut to_client) = client.into_split();
-                let (mut from_server, to_server) = server.into_split();
-                let mut spawned = spawned.lock().unwrap();
-                spawned.push(tokio::spawn(filter_client_frames(
-                    from_client,
-                    to_server,
-                    flag.clone(),
-                )));
-                spawned.push(tokio::spawn(async move {
+        let flag = dropping.clone();
+        let proxy = BrokerProxy::start(move |client, server| {
+            let (from_client, mut to_client) = client.into_split();
+            let (mut from_server, to_server) = server.into_split();
+            vec![
+                tokio::spawn(filter_client_frames(from_client, to_server, flag.clone())),
+                tokio::spawn(async move {
                     let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
-                }));
-            }
-        });
-        Self {
-            addr,
-            dropping,
-            task,
-            pumps,
-        }
+                }),
+            ]
+        })
+        .await;
+        Self { proxy, dropping }
     }
 
     /// `TEST_AMQP_URL` through this proxy.
     fn url(&self) -> String {
-        crate::helpers::amqp_url_via(self.addr)
+        self.proxy.url()
     }
 
     fn drop_channel_closes(&self, dropping: bool) {
         self.dropping.store(dropping, Ordering::SeqCst);
-    }
-}
-
-impl Drop for CloseDroppingProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        for pump in self.pumps.lock().unwrap().drain(..) {
-            pump.abort();
-        }
     }
 }
 

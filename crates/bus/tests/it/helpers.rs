@@ -10,15 +10,6 @@ use uuid::Uuid;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// `TEST_AMQP_URL` with its host and port replaced by `addr` (a proxy in front of the
-/// broker).
-pub fn amqp_url_via(addr: std::net::SocketAddr) -> String {
-    let mut url = url::Url::parse(&amqp_url()).unwrap();
-    url.set_ip_host(addr.ip()).unwrap();
-    url.set_port(Some(addr.port())).unwrap();
-    url.to_string()
-}
-
 pub fn amqp_url() -> String {
     std::env::var("TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
@@ -288,5 +279,61 @@ impl TempUser {
 
     pub async fn delete(self) {
         rabbitmqctl(&["delete_user", &self.name]).await;
+    }
+}
+
+/// A TCP proxy in front of the test broker (`TEST_AMQP_URL`): for each accepted client it
+/// connects to the broker and hands both sockets to `wire`, which starts the tasks that carry
+/// the bytes (and may hold or drop some). Dropping the proxy stops them all.
+pub struct BrokerProxy {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+    pumps: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl BrokerProxy {
+    pub async fn start<W>(wire: W) -> Self
+    where
+        W: Fn(tokio::net::TcpStream, tokio::net::TcpStream) -> Vec<tokio::task::JoinHandle<()>>
+            + Send
+            + 'static,
+    {
+        let broker = url::Url::parse(&amqp_url()).unwrap();
+        let upstream = format!(
+            "{}:{}",
+            broker.host_str().unwrap(),
+            broker.port().unwrap_or(5672)
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pumps: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>> =
+            std::sync::Arc::default();
+        let spawned = pumps.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    continue;
+                };
+                spawned.lock().unwrap().extend(wire(client, server));
+            }
+        });
+        Self { addr, task, pumps }
+    }
+
+    /// `TEST_AMQP_URL` through this proxy.
+    pub fn url(&self) -> String {
+        let mut url = url::Url::parse(&amqp_url()).unwrap();
+        url.set_ip_host(self.addr.ip()).unwrap();
+        url.set_port(Some(self.addr.port())).unwrap();
+        url.to_string()
+    }
+}
+
+impl Drop for BrokerProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+        for pump in self.pumps.lock().unwrap().drain(..) {
+            pump.abort();
+        }
     }
 }

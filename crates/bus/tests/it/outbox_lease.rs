@@ -4,12 +4,7 @@
 //! stops its batch when a renewal finds rows taken, and releases them when a publish hangs
 //! past its time limit.
 
-use std::{
-    collections::HashMap,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bus::{
     Bus, BusError, ConsumerHandle, ServiceSpec, Topology,
@@ -18,77 +13,42 @@ use bus::{
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::json;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
-    task::JoinHandle,
-};
+use tokio::{net::TcpStream, sync::watch, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{amqp_bus, amqp_url, config, message, postgres, prefix, tables, wait_for};
+use crate::helpers::{
+    BrokerProxy, amqp_bus, amqp_url, config, message, postgres, prefix, tables, wait_for,
+};
 use crate::outbox_relay::{Received, collect};
 
 /// A TCP proxy to RabbitMQ that can freeze: frozen, it forwards nothing either way, as a
 /// stopped (SIGSTOP) process neither sends nor reads.
 struct FreezableProxy {
-    addr: SocketAddr,
+    proxy: BrokerProxy,
     frozen: watch::Sender<bool>,
-    task: JoinHandle<()>,
-    pumps: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl FreezableProxy {
     async fn start() -> Self {
-        let broker = url::Url::parse(&amqp_url()).unwrap();
-        let upstream = format!(
-            "{}:{}",
-            broker.host_str().unwrap(),
-            broker.port().unwrap_or(5672)
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (frozen, watching) = watch::channel(false);
-        let pumps: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let spawned = pumps.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(&upstream).await else {
-                    continue;
-                };
-                let (client, server) = (Arc::new(client), Arc::new(server));
-                let mut spawned = spawned.lock().unwrap();
-                spawned.push(tokio::spawn(pump(
-                    client.clone(),
-                    server.clone(),
-                    watching.clone(),
-                )));
-                spawned.push(tokio::spawn(pump(server, client, watching.clone())));
-            }
-        });
-        Self {
-            addr,
-            frozen,
-            task,
-            pumps,
-        }
+        let proxy = BrokerProxy::start(move |client, server| {
+            let (client, server) = (Arc::new(client), Arc::new(server));
+            vec![
+                tokio::spawn(pump(client.clone(), server.clone(), watching.clone())),
+                tokio::spawn(pump(server, client, watching.clone())),
+            ]
+        })
+        .await;
+        Self { proxy, frozen }
     }
 
     /// `TEST_AMQP_URL` through this proxy.
     fn url(&self) -> String {
-        crate::helpers::amqp_url_via(self.addr)
+        self.proxy.url()
     }
 
     fn freeze(&self, frozen: bool) {
         self.frozen.send_replace(frozen);
-    }
-}
-
-impl Drop for FreezableProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-        for pump in self.pumps.lock().unwrap().drain(..) {
-            pump.abort();
-        }
     }
 }
 
