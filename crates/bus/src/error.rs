@@ -51,16 +51,16 @@ pub enum BusError {
     /// The service named is not part of the declared topology.
     #[error("unknown service {0:?}: declare it in the topology first")]
     UnknownService(String),
-    /// The broker did not confirm closing the channel of a parked-queue operation (list,
-    /// replay, purge) in time. The publishing connection was reset so that the broker puts
-    /// back whatever the channel still held, but the outcome is unknown: a listing may be
-    /// incomplete, a replay may have stopped short or left a re-published message parked
-    /// too. Running the operation again is safe.
+    /// The broker did not confirm closing the channel of a parked-queue listing or replay in
+    /// time. The publishing connection was reset so that the broker puts back whatever the
+    /// channel still held, but the outcome is unknown: a listing may be incomplete, a replay
+    /// may have stopped short or left a re-published message parked too. Running the
+    /// operation again is safe.
     #[error(
         "the broker did not confirm closing the channel of the parked-queue {operation} within {timeout:?}; the connection was reset so the broker puts back the messages it held, but the {operation} may be incomplete: retry"
     )]
     ChannelCloseUnconfirmed {
-        /// `list`, `replay` or `purge`.
+        /// `list` or `replay`.
         operation: &'static str,
         /// How long the close was waited for.
         timeout: Duration,

@@ -108,6 +108,8 @@ pub struct ServiceSpec {
     pub publishes: Vec<String>,
     /// Quorum-queue `x-delivery-limit`: a message redelivered this many times without a
     /// verdict (its consumer keeps crashing on it) is dead-lettered to the parking queue.
+    /// `None` leaves the broker's default: no limit before RabbitMQ 4.0, from 4.0 a limit of
+    /// 20 after which the message is dropped, not parked.
     pub delivery_limit: Option<u32>,
 }
 

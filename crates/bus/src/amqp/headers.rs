@@ -26,6 +26,8 @@ pub(crate) const PARKED_FROM: &str = "x-parked-from";
 pub(crate) const ATTEMPTS: &str = "x-attempts";
 /// Set by RabbitMQ when it dead-letters a message.
 pub(crate) const X_DEATH: &str = "x-death";
+/// Set by a quorum queue on a message delivered again: how many times it was given back.
+pub(crate) const DELIVERY_COUNT: &str = "x-delivery-count";
 
 /// Properties of a fresh message: persistent, JSON, ids mirrored from the envelope so that
 /// broker tools show them without parsing bodies.
@@ -106,6 +108,13 @@ fn value_u64(value: &AMQPValue) -> Option<u64> {
         AMQPValue::Timestamp(n) => Some(*n),
         _ => None,
     }
+}
+
+/// The quorum queue's `x-delivery-count` (0 when absent: never given back).
+pub(crate) fn delivery_count(headers: &FieldTable) -> u64 {
+    get(headers, DELIVERY_COUNT)
+        .and_then(value_u64)
+        .unwrap_or(0)
 }
 
 /// One entry of RabbitMQ's `x-death` header.
@@ -269,7 +278,7 @@ pub(crate) fn strip_for_replay(headers: &FieldTable) -> FieldTable {
             X_DEATH | HISTORY | PARKED_REASON | PARKED_AT | PARKED_FROM | ATTEMPTS
         ) || k.starts_with("x-first-death")
             || k.starts_with("x-last-death")
-            || k == "x-delivery-count";
+            || k == DELIVERY_COUNT;
         if !drop {
             fresh.insert(key.clone(), value.clone());
         }

@@ -15,6 +15,17 @@
 //! already seen: a replayed message that fails again is parked again at the tail, and must
 //! wait for the next replay instead of looping. (The queue's message count is no bound: a
 //! listing just before puts its messages back asynchronously, so the count can read low.)
+//!
+//! Giving a message back counts as a delivery: the broker's `x-delivery-count` grows by one
+//! each time. RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 and drops a
+//! message that passes it (the parked queue has no dead-letter target: it is the end of
+//! the line), and RabbitMQ before 4.3 counts every return. So the parked messages would be
+//! lost after about 20 listings. Instead, once any fetched message has been given back
+//! [`REFRESH_AT`] times, the operation re-publishes what it fetched as fresh copies at the
+//! tail (each confirmed before its original is acknowledged), which starts their counts
+//! again; a listing then fetches the whole queue first, so that it keeps its order. This
+//! needs no broker configuration, on any version; a delivery limit below [`REFRESH_AT`] on
+//! parked queues (by policy) would still drop messages.
 
 use std::{
     collections::HashSet,
@@ -25,7 +36,8 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use lapin::{
-    Channel, Connection,
+    BasicProperties, Channel, Connection,
+    message::Delivery,
     options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueuePurgeOptions},
     types::{DeliveryTag, FieldTable},
 };
@@ -36,8 +48,14 @@ use crate::{
     parking::{ParkedMessage, Selection},
 };
 
-/// Stops a replay from holding an unbounded number of unselected messages.
+/// Stops a replay, or a listing's refresh, from holding an unbounded number of messages.
 const MAX_SCAN: usize = 100_000;
+
+/// The `x-delivery-count` from which the fetched messages are re-published instead of
+/// given back (see the module documentation): RabbitMQ 4's default delivery limit is 20,
+/// so this leaves room for another listing running at the same time, and refreshes a
+/// queue listed over and over on one listing in ten.
+pub(crate) const REFRESH_AT: u64 = 10;
 
 /// What tells parked messages apart: the message id, or for garbage without one its body.
 fn identity(parked: &ParkedMessage) -> String {
@@ -48,21 +66,33 @@ fn identity(parked: &ParkedMessage) -> String {
     })
 }
 
-fn parse(delivery: &lapin::message::Delivery) -> ParkedMessage {
-    let empty = FieldTable::default();
-    let h = delivery.properties.headers().as_ref().unwrap_or(&empty);
-    let deaths = headers::deaths(h);
-    // Parked by the broker (delivery limit) rather than by a consumer: x-death says why.
-    let broker_death = deaths.iter().find(|d| d.reason != "expired");
+/// Parked by the broker (delivery limit) rather than by a consumer: `x-death` says from
+/// where and why.
+fn broker_death(h: &FieldTable) -> Option<(String, String)> {
+    headers::deaths(h)
+        .into_iter()
+        .find(|d| d.reason != "expired")
+        .map(|d| {
+            let reason = format!(
+                "dead-lettered by the broker from {} ({})",
+                d.queue, d.reason
+            );
+            (d.queue, reason)
+        })
+}
+
+fn headers_of(delivery: &Delivery) -> &FieldTable {
+    static EMPTY: std::sync::LazyLock<FieldTable> = std::sync::LazyLock::new(FieldTable::default);
+    delivery.properties.headers().as_ref().unwrap_or(&EMPTY)
+}
+
+fn parse(delivery: &Delivery) -> ParkedMessage {
+    let h = headers_of(delivery);
+    let broker_death = broker_death(h);
     let reason = headers::get_str(h, headers::PARKED_REASON).unwrap_or_else(|| {
-        broker_death.map_or_else(
+        broker_death.as_ref().map_or_else(
             || "unknown (no x-parked-reason header)".to_owned(),
-            |d| {
-                format!(
-                    "dead-lettered by the broker from {} ({})",
-                    d.queue, d.reason
-                )
-            },
+            |(_, reason)| reason.clone(),
         )
     });
     let history = headers::history(h);
@@ -86,7 +116,7 @@ fn parse(delivery: &lapin::message::Delivery) -> ParkedMessage {
             .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
             .map(|d| d.with_timezone(&Utc)),
         origin_queue: headers::get_str(h, headers::PARKED_FROM)
-            .or_else(|| broker_death.map(|d| d.queue.clone())),
+            .or_else(|| broker_death.map(|(queue, _)| queue)),
         routing_key: headers::get_str(h, headers::ORIGINAL_ROUTING_KEY),
         attempts,
         history,
@@ -163,7 +193,105 @@ async fn give_back_and_close(
     })
 }
 
-async fn get(channel: &Channel, queue: &str) -> Result<Option<lapin::message::Delivery>, BusError> {
+/// The properties of a fresh copy of a parked message (`properties` as delivered): the
+/// same, without the broker's `x-delivery-count`, and with why and from where it was parked
+/// in our own headers, so that a listing still says so if the broker's `x-death` does not
+/// survive re-publishing.
+fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
+    let empty = FieldTable::default();
+    let h = properties.headers().as_ref().unwrap_or(&empty);
+    let mut fresh = FieldTable::default();
+    for (key, value) in h {
+        if key.as_str() != headers::DELIVERY_COUNT {
+            fresh.insert(key.clone(), value.clone());
+        }
+    }
+    if let Some((queue, reason)) = broker_death(h) {
+        if !fresh.contains_key(headers::PARKED_REASON) {
+            headers::put_str(&mut fresh, headers::PARKED_REASON, &reason);
+        }
+        if !fresh.contains_key(headers::PARKED_FROM) {
+            headers::put_str(&mut fresh, headers::PARKED_FROM, &queue);
+        }
+    }
+    properties.clone().with_headers(fresh).with_delivery_mode(2)
+}
+
+fn needs_refresh(held: &[Delivery]) -> bool {
+    held.iter()
+        .any(|d| headers::delivery_count(headers_of(d)) >= REFRESH_AT)
+}
+
+/// Re-publishes each of `held` (fetched from `queue` on `channel`, in order) at the tail of
+/// `queue`, acknowledging each original once its copy is confirmed; returns how many were
+/// done, and the error that stopped it. A copy confirmed whose original could not be
+/// acknowledged (the channel died in between) leaves that one message parked twice.
+async fn refresh(
+    bus: &AmqpBus,
+    channel: &Channel,
+    queue: &str,
+    held: &[Delivery],
+) -> (usize, Result<(), BusError>) {
+    for (done, delivery) in held.iter().enumerate() {
+        let copied = bus
+            .publish_raw(
+                &bus.inner.reroute,
+                "",
+                queue,
+                &delivery.data,
+                refreshed_properties(&delivery.properties),
+                true,
+            )
+            .await;
+        let acknowledged = match copied {
+            Ok(()) => channel
+                .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
+                .await
+                .map_err(BusError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = acknowledged {
+            return (done, Err(e));
+        }
+    }
+    (held.len(), Ok(()))
+}
+
+/// Settles what an operation fetched from `queue` and did not consume (`held`, in order):
+/// gives it back, or, when one of them has been given back [`REFRESH_AT`] times, re-publishes
+/// it all as fresh copies (giving back whatever a failure left); then closes the channel as
+/// [`give_back_and_close`] does.
+async fn settle(
+    bus: &AmqpBus,
+    channel: &Channel,
+    connection: &Arc<Connection>,
+    queue: &str,
+    held: &[Delivery],
+    operation: &'static str,
+) -> Result<(), BusError> {
+    let (done, refreshed) = if needs_refresh(held) {
+        let (done, result) = refresh(bus, channel, queue, held).await;
+        tracing::info!(
+            operation,
+            queue,
+            refreshed = done,
+            "re-published parked messages to start their delivery counts again"
+        );
+        (done, result)
+    } else {
+        (0, Ok(()))
+    };
+    let rest: Vec<DeliveryTag> = held
+        .get(done..)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.delivery_tag)
+        .collect();
+    let closed = give_back_and_close(bus, channel, connection, &rest, operation).await;
+    refreshed.and(closed)
+}
+
+async fn get(channel: &Channel, queue: &str) -> Result<Option<Delivery>, BusError> {
     Ok(channel
         .basic_get(queue.into(), BasicGetOptions { no_ack: false })
         .await?
@@ -183,20 +311,39 @@ pub(crate) async fn list(
         while parked.len() < limit {
             match get(&channel, &queue).await? {
                 Some(delivery) => {
-                    held.push(delivery.delivery_tag);
                     parked.push(parse(&delivery));
+                    held.push(delivery);
                 }
-                None => break,
+                None => return Ok(()),
+            }
+        }
+        // Cut short by the limit, and due for a refresh: the copies go to the tail, so the
+        // rest of the queue is fetched too (not listed) and goes with them, in order.
+        if needs_refresh(&held) {
+            while held.len() < MAX_SCAN {
+                match get(&channel, &queue).await? {
+                    Some(delivery) => held.push(delivery),
+                    None => break,
+                }
             }
         }
         Ok::<_, BusError>(())
     }
     .await;
-    // Nothing listed is acknowledged: every message goes back, in order. A fetch error
-    // comes first; a close the broker did not confirm is an error too, since the messages
-    // the channel holds would be missing from the next listing.
-    let closed = give_back_and_close(bus, &channel, &connection, &held, "list").await;
-    result.and(closed).map(|()| parked)
+    // Nothing listed is consumed: every message goes back (or is re-published), in order.
+    // A fetch error comes first and only gives back; a close the broker did not confirm is
+    // an error too, since the messages the channel holds would be missing from the next
+    // listing.
+    let settled = if result.is_ok() {
+        settle(bus, &channel, &connection, &queue, &held, "list").await
+    } else {
+        give_back_and_close(bus, &channel, &connection, &tags(&held), "list").await
+    };
+    result.and(settled).map(|()| parked)
+}
+
+fn tags(held: &[Delivery]) -> Vec<DeliveryTag> {
+    held.iter().map(|d| d.delivery_tag).collect()
 }
 
 pub(crate) async fn replay(
@@ -208,7 +355,7 @@ pub(crate) async fn replay(
     let (channel, connection) = bus.fresh_channel().await?;
     let mut replayed = 0;
     // Fetched and not (yet) acknowledged, in order.
-    let mut held = Vec::new();
+    let mut held: Vec<Delivery> = Vec::new();
     let started = Utc::now();
     let result = async {
         let mut seen = HashSet::new();
@@ -216,12 +363,12 @@ pub(crate) async fn replay(
             let Some(delivery) = get(&channel, &queue).await? else {
                 break;
             };
-            held.push(delivery.delivery_tag);
             let parked = parse(&delivery);
+            held.push(delivery);
             let parked_since = parked.parked_at.is_some_and(|at| at >= started);
             if parked_since || !seen.insert(identity(&parked)) {
                 // Parked (again) since this replay started, and so is everything behind
-                // it: closing the channel puts it back, for the next replay.
+                // it: it goes back, for the next replay.
                 break;
             }
             let Some(origin) = parked.origin_queue.as_deref() else {
@@ -231,36 +378,48 @@ pub(crate) async fn replay(
             if !selection.matches(parked.message_id.as_deref()) {
                 continue;
             }
-            let empty = FieldTable::default();
-            let h = delivery.properties.headers().as_ref().unwrap_or(&empty);
+            let Some(delivery) = held.pop() else {
+                continue;
+            };
             // A replay starts counting attempts afresh.
             let properties = delivery
                 .properties
                 .clone()
-                .with_headers(headers::strip_for_replay(h))
+                .with_headers(headers::strip_for_replay(headers_of(&delivery)))
                 .with_delivery_mode(2);
-            bus.publish_raw(
-                &bus.inner.reroute,
-                "",
-                origin,
-                &delivery.data,
-                properties,
-                true,
-            )
-            .await?;
+            let published = bus
+                .publish_raw(
+                    &bus.inner.reroute,
+                    "",
+                    origin,
+                    &delivery.data,
+                    properties,
+                    true,
+                )
+                .await;
+            if let Err(e) = published {
+                held.push(delivery);
+                return Err(e);
+            }
             delivery.ack(BasicAckOptions::default()).await?;
-            held.pop();
             replayed += 1;
         }
         Ok::<_, BusError>(())
     }
     .await;
-    // Messages not selected (or not re-published) were never acknowledged: they go back, in
-    // order.
-    let closed = give_back_and_close(bus, &channel, &connection, &held, "replay").await;
-    result.and(closed).map(|()| replayed)
+    // Messages not selected (or not re-published) were never acknowledged: they go back (or
+    // are re-published), in order.
+    let settled = if result.is_ok() {
+        settle(bus, &channel, &connection, &queue, &held, "replay").await
+    } else {
+        give_back_and_close(bus, &channel, &connection, &tags(&held), "replay").await
+    };
+    result.and(settled).map(|()| replayed)
 }
 
+/// Purges the parking queue of `service`. Once the broker answered the purge it is done: a
+/// channel close it then does not confirm only resets the connection (the channel held no
+/// message), with a warning.
 pub(crate) async fn purge(bus: &AmqpBus, service: &str) -> Result<usize, BusError> {
     let (channel, connection) = bus.fresh_channel().await?;
     let purged = channel
@@ -269,10 +428,78 @@ pub(crate) async fn purge(bus: &AmqpBus, service: &str) -> Result<usize, BusErro
             QueuePurgeOptions::default(),
         )
         .await;
-    // The purge fetched nothing, so an unconfirmed close holds no message; it still fails
-    // the purge (after the connection reset), as the channel's fate is unknown.
     let closed = give_back_and_close(bus, &channel, &connection, &[], "purge").await;
     let purged = purged?;
-    closed?;
+    if let Err(e) = closed {
+        tracing::warn!(error = %e, purged, "the parked queue was purged; its channel did not close in time");
+    }
     Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::{AMQPValue, FieldArray};
+
+    use super::*;
+
+    fn death(queue: &str, reason: &str) -> AMQPValue {
+        let mut t = FieldTable::default();
+        headers::put_str(&mut t, "queue", queue);
+        headers::put_str(&mut t, "reason", reason);
+        t.insert("count".into(), AMQPValue::LongLongInt(1));
+        AMQPValue::FieldTable(t)
+    }
+
+    fn with_headers(h: FieldTable) -> BasicProperties {
+        BasicProperties::default()
+            .with_message_id("m-1".into())
+            .with_headers(h)
+    }
+
+    #[test]
+    fn a_refreshed_copy_drops_the_delivery_count_and_keeps_why_it_was_parked() {
+        // Parked by the broker: only x-death says why and from where.
+        let mut h = FieldTable::default();
+        h.insert(
+            headers::X_DEATH.into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![death("p.w", "delivery_limit")])),
+        );
+        h.insert(headers::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(12));
+        let fresh = refreshed_properties(&with_headers(h));
+        let fh = fresh.headers().clone().unwrap_or_default();
+        assert_eq!(headers::delivery_count(&fh), 0);
+        assert!(!fh.contains_key(headers::DELIVERY_COUNT));
+        assert_eq!(
+            headers::get_str(&fh, headers::PARKED_REASON).as_deref(),
+            Some("dead-lettered by the broker from p.w (delivery_limit)")
+        );
+        assert_eq!(
+            headers::get_str(&fh, headers::PARKED_FROM).as_deref(),
+            Some("p.w")
+        );
+        assert!(fh.contains_key(headers::X_DEATH));
+        assert_eq!(fresh.delivery_mode(), &Some(2));
+        assert_eq!(fresh.message_id().as_ref().map(|m| m.as_str()), Some("m-1"));
+
+        // Parked by a consumer: its own reason and origin stay as they were.
+        let mut h = FieldTable::default();
+        headers::put_str(&mut h, headers::PARKED_REASON, "bad payload");
+        headers::put_str(&mut h, headers::PARKED_FROM, "p.svc");
+        h.insert(
+            headers::X_DEATH.into(),
+            AMQPValue::FieldArray(FieldArray::from(vec![death("p.other", "rejected")])),
+        );
+        let fh = refreshed_properties(&with_headers(h))
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        assert_eq!(
+            headers::get_str(&fh, headers::PARKED_REASON).as_deref(),
+            Some("bad payload")
+        );
+        assert_eq!(
+            headers::get_str(&fh, headers::PARKED_FROM).as_deref(),
+            Some("p.svc")
+        );
+    }
 }

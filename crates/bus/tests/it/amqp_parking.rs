@@ -1,6 +1,7 @@
 //! Parked-queue operations give back what they fetched: a listing leaves every message in
-//! place and in order, a replay leaves nothing it re-published, and a channel whose close
-//! the broker never confirms fails the operation instead of hiding messages from the next
+//! place and in order, a replay leaves nothing it re-published, a delivery limit on the
+//! parked queue costs nothing however often it is listed, and a channel whose close the
+//! broker never confirms fails the operation instead of hiding messages from the next
 //! listing.
 
 use std::sync::{
@@ -19,7 +20,9 @@ use tokio::{
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
 };
 
-use crate::helpers::{BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth};
+use crate::helpers::{
+    BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth, rabbitmqctl,
+};
 
 /// How many messages are parked. RabbitMQ 3.10 keeps the order of returned messages up to
 /// 32 in flight at once (see `give_back_and_close`); beyond, a listing may come back
@@ -130,9 +133,100 @@ async fn listing_twice_shows_every_parked_message_in_order_and_a_replay_leaves_n
     bus.close().await;
 }
 
-/// A listing whose channel close the broker never confirms (the proxy drops the client's
-/// `channel.close`) fails instead of returning a listing, and leaves no message held: the
-/// next listing, on another connection, sees all of them, in order.
+/// RabbitMQ 4 gives every quorum queue a delivery limit of 20 and drops a message given back
+/// more often than that (the parked queue has nowhere to dead-letter it), and before 4.3 it
+/// counts every give-back of a listing. The same limit, set here by policy (RabbitMQ 3.10
+/// has none by default), costs no parked message however often the queue is listed, in
+/// full or cut short, and a full listing still shows them in order with why and from where
+/// they were parked.
+#[tokio::test]
+async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed() {
+    let bus = amqp_bus(&prefix()).await;
+    let (topology, parked) = park_messages(&bus).await;
+    let origin = bus.names().queue("svc");
+    let policy = DeliveryLimitPolicy::set(&bus.names().parked("svc"), 20).await;
+
+    for listing in 0..45 {
+        let listed = bus.parked("svc", PARKED + 10).await.unwrap();
+        assert_eq!(ids(&listed), parked, "listing {listing}");
+        assert!(
+            listed
+                .iter()
+                .all(|p| p.reason == "test" && p.origin_queue.as_deref() == Some(&origin)),
+            "listing {listing}: {listed:?}"
+        );
+    }
+    // Listings cut short fetch some messages far more often than others.
+    for listing in 0..60 {
+        let first = bus.parked("svc", 5).await.unwrap();
+        assert_eq!(first.len(), 5, "short listing {listing}");
+    }
+    let mut all = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
+    all.sort();
+    assert_eq!(all, parked, "every message still parked, once");
+
+    assert_eq!(
+        bus.replay_parked("svc", &Selection::All).await.unwrap(),
+        PARKED
+    );
+    assert_eq!(
+        queue_depth(&origin).await,
+        u32::try_from(PARKED).unwrap(),
+        "every message back on its queue once"
+    );
+
+    drop(policy);
+    bus.delete(&topology).await.unwrap();
+    bus.close().await;
+}
+
+/// A policy of this test's own giving one queue a delivery limit, cleared on drop (also when
+/// the test fails).
+struct DeliveryLimitPolicy {
+    name: String,
+}
+
+impl DeliveryLimitPolicy {
+    /// Sets it and waits until the broker applies it to `queue`.
+    async fn set(queue: &str, limit: u32) -> Self {
+        let name = format!("test-delivery-limit-{queue}");
+        let pattern = format!("^{}$", queue.replace('.', "\\."));
+        // `queues` rather than `quorum_queues`, which RabbitMQ 3.10 does not know.
+        rabbitmqctl(&[
+            "set_policy",
+            "--apply-to",
+            "queues",
+            &name,
+            &pattern,
+            &format!("{{\"delivery-limit\":{limit}}}"),
+        ])
+        .await;
+        for _ in 0..100 {
+            let queues = rabbitmqctl(&["list_queues", "-q", "name", "policy"]).await;
+            if queues
+                .lines()
+                .any(|line| line.split_whitespace().eq([queue, name.as_str()]))
+            {
+                return Self { name };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("policy {name} was not applied to {queue} within 10 s");
+    }
+}
+
+impl Drop for DeliveryLimitPolicy {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl")
+            .args(["clear_policy", &self.name])
+            .output();
+    }
+}
+
+/// A listing whose give-backs and channel close never reach the broker (the proxy drops the
+/// client's `basic.nack` and `channel.close`) fails instead of returning a listing, and
+/// leaves no message held: resetting the connection makes the broker put back every message,
+/// and the next listing, on another connection, sees all of them.
 #[tokio::test]
 async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing() {
     let prefix = prefix();
@@ -140,7 +234,7 @@ async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing(
     let through_proxy = amqp_bus_at(&proxy.url(), &prefix).await;
     let (topology, parked) = park_messages(&through_proxy).await;
 
-    proxy.drop_channel_closes(true);
+    proxy.drop_give_backs(true);
     let err = through_proxy
         .parked("svc", PARKED + 10)
         .await
@@ -158,27 +252,26 @@ async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing(
     assert!(err.is_transient());
     assert!(err.to_string().contains("retry"), "{err}");
 
+    // Put back by the connection's end, in one batch: all of them, in no particular order.
     let direct = amqp_bus(&prefix).await;
-    assert_eq!(
-        ids(&direct.parked("svc", PARKED + 10).await.unwrap()),
-        parked
-    );
+    let mut listed = ids(&direct.parked("svc", PARKED + 10).await.unwrap());
+    listed.sort();
+    assert_eq!(listed, parked);
 
-    // The bus behind the proxy reconnects and works again once closes get through.
-    proxy.drop_channel_closes(false);
-    assert_eq!(
-        ids(&through_proxy.parked("svc", PARKED + 10).await.unwrap()),
-        parked
-    );
+    // The bus behind the proxy reconnects and works again once give-backs get through.
+    proxy.drop_give_backs(false);
+    let mut listed = ids(&through_proxy.parked("svc", PARKED + 10).await.unwrap());
+    listed.sort();
+    assert_eq!(listed, parked);
 
     direct.delete(&topology).await.unwrap();
     direct.close().await;
     through_proxy.close().await;
 }
 
-/// A TCP proxy to RabbitMQ that, once told to, drops every `channel.close` the client sends:
-/// the broker never sees it, as when it stops answering, and the client waits for a
-/// close-ok that never comes. Everything else goes through.
+/// A TCP proxy to RabbitMQ that, once told to, drops every `basic.nack` and `channel.close`
+/// the client sends: the broker never sees them, as when it stops answering, and the client
+/// waits for a close-ok that never comes. Everything else goes through.
 struct CloseDroppingProxy {
     proxy: BrokerProxy,
     dropping: Arc<AtomicBool>,
@@ -207,14 +300,14 @@ impl CloseDroppingProxy {
         self.proxy.url()
     }
 
-    fn drop_channel_closes(&self, dropping: bool) {
+    fn drop_give_backs(&self, dropping: bool) {
         self.dropping.store(dropping, Ordering::SeqCst);
     }
 }
 
 /// Forwards the client's bytes: the 8-byte protocol header, then whole AMQP frames (type,
-/// channel, size, payload, end octet), leaving out `channel.close` (class 20, method 40)
-/// while `dropping`.
+/// channel, size, payload, end octet), leaving out `channel.close` (class 20, method 40) and
+/// `basic.nack` (class 60, method 120) while `dropping`.
 async fn filter_client_frames(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
@@ -242,10 +335,10 @@ async fn filter_client_frames(
                 break;
             }
             let frame: Vec<u8> = pending.drain(..end).collect();
-            let channel_close = frame[0] == 1
-                && size >= 4
-                && frame[FRAME_HEADER..FRAME_HEADER + 4] == [0, 20, 0, 40];
-            if !(channel_close && dropping.load(Ordering::SeqCst)) {
+            let method =
+                (frame[0] == 1 && size >= 4).then(|| &frame[FRAME_HEADER..FRAME_HEADER + 4]);
+            let give_back = matches!(method, Some([0, 20, 0, 40] | [0, 60, 0, 120]));
+            if !(give_back && dropping.load(Ordering::SeqCst)) {
                 out.extend(frame);
             }
         }

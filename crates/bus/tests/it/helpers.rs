@@ -223,7 +223,7 @@ pub async fn rabbitmqctl(args: &[&str]) -> String {
         let output = std::process::Command::new("rabbitmqctl")
             .args(&args)
             .output()
-            .unwrap_or_else(|e| panic!("rabbitmqctl (RabbitMQ's CLI, needed to close connections from the server side) could not run: {e}"));
+            .unwrap_or_else(|e| panic!("rabbitmqctl (RabbitMQ's CLI, which this test needs on the broker's machine) could not run: {e}"));
         assert!(
             output.status.success(),
             "rabbitmqctl {args:?} failed: {}{}",
