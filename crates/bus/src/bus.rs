@@ -260,8 +260,8 @@ impl Bus {
 
     /// Up to `limit` parked messages of `service`, in the parking queue's order (oldest
     /// first, give or take: on RabbitMQ, messages given back by a listing cut short by its
-    /// limit, or more than 32 at once, may come back behind others), with reasons and
-    /// history. Leaves them parked.
+    /// limit, or more than 32 at once, or re-published by a replay or after a failure, may
+    /// come back behind others), with reasons and history. Leaves them parked.
     ///
     /// # Errors
     /// Broker errors; [`BusError::Config`] when the service was never declared (in-process).

@@ -6,6 +6,16 @@ use serde::Serialize;
 
 use crate::AttemptRecord;
 
+/// RabbitMQ's `x-delivery-count` at which a listing or replay re-publishes the parked
+/// messages it fetched instead of giving them back (the quorum queue counts each give-back
+/// as a delivery, and from RabbitMQ 4.0 drops a message past its delivery limit, 20 by
+/// default). A message is given back at most with a count of `REFRESH_AT - 1`, reaching
+/// `REFRESH_AT`, so any delivery limit of at least `REFRESH_AT` never drops one while
+/// operations succeed; RabbitMQ 4's default leaves 15 failed re-publishings (a broker
+/// refusing publishes during an alarm, say) before one could be dropped. A queue listed over
+/// and over is re-published on one listing in six.
+pub const REFRESH_AT: u64 = 5;
+
 /// A message in a service's parking queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ParkedMessage {

@@ -26,8 +26,11 @@ pub(crate) const PARKED_FROM: &str = "x-parked-from";
 pub(crate) const ATTEMPTS: &str = "x-attempts";
 /// Set by RabbitMQ when it dead-letters a message.
 pub(crate) const X_DEATH: &str = "x-death";
-/// Set by a quorum queue on a message delivered again: how many times it was given back.
+/// Set by a quorum queue on a message delivered again: how many times it was given back
+/// (from RabbitMQ 4.3, only the deliveries that failed; before, every return).
 pub(crate) const DELIVERY_COUNT: &str = "x-delivery-count";
+/// Set by RabbitMQ 4.3 and later on a message delivered again: every delivery so far.
+pub(crate) const ACQUIRED_COUNT: &str = "x-acquired-count";
 
 /// Properties of a fresh message: persistent, JSON, ids mirrored from the envelope so that
 /// broker tools show them without parsing bodies.
@@ -278,7 +281,8 @@ pub(crate) fn strip_for_replay(headers: &FieldTable) -> FieldTable {
             X_DEATH | HISTORY | PARKED_REASON | PARKED_AT | PARKED_FROM | ATTEMPTS
         ) || k.starts_with("x-first-death")
             || k.starts_with("x-last-death")
-            || k == DELIVERY_COUNT;
+            || k == DELIVERY_COUNT
+            || k == ACQUIRED_COUNT;
         if !drop {
             fresh.insert(key.clone(), value.clone());
         }

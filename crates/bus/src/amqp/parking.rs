@@ -1,9 +1,11 @@
 //! Parking-queue operations on RabbitMQ.
 //!
 //! Listing reads with `basic.get` without acknowledging, then gives every message back (one
-//! `basic.nack` with requeue each, in order) and closes the channel; replay acknowledges only
-//! what it re-published and gives back the rest the same way. Both are safe to interrupt.
-//! Running two replays of one service at once is not supported.
+//! `basic.nack` with requeue each, in order) or re-publishes it (below) and closes the
+//! channel; replay acknowledges only what it re-published to its origin and settles the rest
+//! the same way. Both are safe to interrupt: an interruption never loses a message, though
+//! in the middle of re-publishing it can leave one parked twice (see [`refresh`]). Running
+//! two replays of one service at once is not supported.
 //!
 //! The channel is on the shared publishing connection, so a channel whose close the broker
 //! does not confirm could keep holding what it fetched, invisible to the next listing, until
@@ -20,12 +22,15 @@
 //! each time. RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 and drops a
 //! message that passes it (the parked queue has no dead-letter target: it is the end of
 //! the line), and RabbitMQ before 4.3 counts every return. So the parked messages would be
-//! lost after about 20 listings. Instead, once any fetched message has been given back
+//! lost after about 20 listings. Instead, once a fetched message has been given back
 //! [`REFRESH_AT`] times, the operation re-publishes what it fetched as fresh copies at the
 //! tail (each confirmed before its original is acknowledged), which starts their counts
-//! again; a listing then fetches the whole queue first, so that it keeps its order. This
-//! needs no broker configuration, on any version; a delivery limit below [`REFRESH_AT`] on
-//! parked queues (by policy) would still drop messages.
+//! again. A listing cut short by its limit then re-publishes the rest of the queue too, one
+//! message at a time, so that a listing keeps the queue's order; a replay does not (what it
+//! did not fetch stays ahead of the copies). A message parked while copies are being made
+//! lands among them, and a failure part way leaves the copies made behind the messages
+//! given back. This needs no broker configuration, on any version; a delivery limit below
+//! [`REFRESH_AT`] on parked queues (by policy) would still drop messages.
 
 use std::{
     collections::HashSet,
@@ -45,17 +50,12 @@ use lapin::{
 use super::{AmqpBus, CLOSE_TIMEOUT, headers};
 use crate::{
     BusError,
-    parking::{ParkedMessage, Selection},
+    parking::{ParkedMessage, REFRESH_AT, Selection},
 };
 
-/// Stops a replay, or a listing's refresh, from holding an unbounded number of messages.
+/// Stops a replay from holding, or a listing's refresh from re-publishing, an unbounded
+/// number of messages.
 const MAX_SCAN: usize = 100_000;
-
-/// The `x-delivery-count` from which the fetched messages are re-published instead of
-/// given back (see the module documentation): RabbitMQ 4's default delivery limit is 20,
-/// so this leaves room for another listing running at the same time, and refreshes a
-/// queue listed over and over on one listing in ten.
-pub(crate) const REFRESH_AT: u64 = 10;
 
 /// What tells parked messages apart: the message id, or for garbage without one its body.
 fn identity(parked: &ParkedMessage) -> String {
@@ -194,7 +194,7 @@ async fn give_back_and_close(
 }
 
 /// The properties of a fresh copy of a parked message (`properties` as delivered): the
-/// same, without the broker's `x-delivery-count`, and with why and from where it was parked
+/// same, without the broker's delivery counts, and with why and from where it was parked
 /// in our own headers, so that a listing still says so if the broker's `x-death` does not
 /// survive re-publishing.
 fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
@@ -202,7 +202,10 @@ fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
     let h = properties.headers().as_ref().unwrap_or(&empty);
     let mut fresh = FieldTable::default();
     for (key, value) in h {
-        if key.as_str() != headers::DELIVERY_COUNT {
+        if !matches!(
+            key.as_str(),
+            headers::DELIVERY_COUNT | headers::ACQUIRED_COUNT
+        ) {
             fresh.insert(key.clone(), value.clone());
         }
     }
@@ -217,15 +220,12 @@ fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
     properties.clone().with_headers(fresh).with_delivery_mode(2)
 }
 
-fn needs_refresh(held: &[Delivery]) -> bool {
-    held.iter()
-        .any(|d| headers::delivery_count(headers_of(d)) >= REFRESH_AT)
-}
-
 /// Re-publishes each of `held` (fetched from `queue` on `channel`, in order) at the tail of
 /// `queue`, acknowledging each original once its copy is confirmed; returns how many were
-/// done, and the error that stopped it. A copy confirmed whose original could not be
-/// acknowledged (the channel died in between) leaves that one message parked twice.
+/// done, and the error that stopped it. Never loses a message, but can leave one parked
+/// twice: a copy whose confirm timed out may still have been queued, and the
+/// acknowledgements are not confirmed, so a channel that dies before the broker processed
+/// them puts the originals back beside their copies.
 async fn refresh(
     bus: &AmqpBus,
     channel: &Channel,
@@ -233,69 +233,141 @@ async fn refresh(
     held: &[Delivery],
 ) -> (usize, Result<(), BusError>) {
     for (done, delivery) in held.iter().enumerate() {
-        let copied = bus
-            .publish_raw(
-                &bus.inner.reroute,
-                "",
-                queue,
-                &delivery.data,
-                refreshed_properties(&delivery.properties),
-                true,
-            )
-            .await;
-        let acknowledged = match copied {
-            Ok(()) => channel
-                .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-                .await
-                .map_err(BusError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = acknowledged {
+        if let Err(e) = copy_and_ack(bus, channel, queue, delivery).await {
             return (done, Err(e));
         }
     }
     (held.len(), Ok(()))
 }
 
+async fn copy_and_ack(
+    bus: &AmqpBus,
+    channel: &Channel,
+    queue: &str,
+    delivery: &Delivery,
+) -> Result<(), BusError> {
+    bus.publish_raw(
+        &bus.inner.reroute,
+        "",
+        queue,
+        &delivery.data,
+        refreshed_properties(&delivery.properties),
+        true,
+    )
+    .await?;
+    channel
+        .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
+        .await?;
+    Ok(())
+}
+
+/// After [`refresh`] re-published the head of `queue`: re-publishes the `rest` messages that
+/// were behind it (the queue's count at the last fetch), one at a time (fetch, copy,
+/// acknowledge), so that the copies keep the queue's order. Stops early at the end of the
+/// queue, after [`MAX_SCAN`], or, should the count have read high, at the first copy this
+/// operation made (`copied`: their identities; given back where it was). Returns how many
+/// it re-published.
+async fn refresh_rest(
+    bus: &AmqpBus,
+    channel: &Channel,
+    queue: &str,
+    rest: usize,
+    mut copied: HashSet<String>,
+) -> Result<usize, BusError> {
+    let mut done = 0;
+    while done < rest.min(MAX_SCAN) {
+        let Some((delivery, _)) = get(channel, queue).await? else {
+            break;
+        };
+        let identity = identity(&parse(&delivery));
+        let stop = copied.contains(&identity);
+        let copy = if stop {
+            Ok(())
+        } else {
+            copy_and_ack(bus, channel, queue, &delivery).await
+        };
+        if stop || copy.is_err() {
+            // Not re-published: back to the head, where it came from.
+            let _ = channel
+                .basic_nack(
+                    delivery.delivery_tag,
+                    BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    },
+                )
+                .await;
+            return copy.map(|()| done);
+        }
+        copied.insert(identity);
+        done += 1;
+    }
+    Ok(done)
+}
+
 /// Settles what an operation fetched from `queue` and did not consume (`held`, in order):
-/// gives it back, or, when one of them has been given back [`REFRESH_AT`] times, re-publishes
-/// it all as fresh copies (giving back whatever a failure left); then closes the channel as
-/// [`give_back_and_close`] does.
+/// gives it back, or, when one of them has been given back [`REFRESH_AT`] times,
+/// re-publishes it (and the `rest` of the queue behind it, if given), giving back
+/// whatever a failure left; then closes the channel as [`give_back_and_close`] does, whose
+/// error is the only one returned. A failed re-publishing is logged: the operation itself
+/// (a listing, a replay) did what it was asked.
 async fn settle(
     bus: &AmqpBus,
     channel: &Channel,
     connection: &Arc<Connection>,
     queue: &str,
     held: &[Delivery],
+    rest: Option<usize>,
     operation: &'static str,
 ) -> Result<(), BusError> {
-    let (done, refreshed) = if needs_refresh(held) {
-        let (done, result) = refresh(bus, channel, queue, held).await;
-        tracing::info!(
-            operation,
-            queue,
-            refreshed = done,
-            "re-published parked messages to start their delivery counts again"
-        );
-        (done, result)
-    } else {
-        (0, Ok(()))
-    };
-    let rest: Vec<DeliveryTag> = held
-        .get(done..)
-        .unwrap_or_default()
+    let highest = held
         .iter()
-        .map(|d| d.delivery_tag)
-        .collect();
-    let closed = give_back_and_close(bus, channel, connection, &rest, operation).await;
-    refreshed.and(closed)
+        .map(|d| headers::delivery_count(headers_of(d)))
+        .max()
+        .unwrap_or(0);
+    let mut done = 0;
+    if highest >= REFRESH_AT && channel.status().connected() {
+        let (copied, mut result) = refresh(bus, channel, queue, held).await;
+        done = copied;
+        let mut refreshed = copied;
+        if let (Ok(()), Some(rest)) = (&result, rest) {
+            let identities = held.iter().map(|d| identity(&parse(d))).collect();
+            result = refresh_rest(bus, channel, queue, rest, identities)
+                .await
+                .map(|rest| refreshed += rest);
+        }
+        match result {
+            Ok(()) => tracing::info!(
+                operation,
+                queue,
+                refreshed,
+                "re-published parked messages to start their delivery counts again"
+            ),
+            Err(e) => tracing::error!(
+                operation,
+                queue,
+                refreshed,
+                highest_delivery_count = highest,
+                error = %e,
+                "re-publishing parked messages failed; the others were given back, one \
+                 delivery closer to the queue's delivery limit (RabbitMQ 4 drops a message \
+                 past it, by default its 21st delivery)"
+            ),
+        }
+    }
+    let rest = tags(held.get(done..).unwrap_or_default());
+    give_back_and_close(bus, channel, connection, &rest, operation).await
 }
 
-async fn get(channel: &Channel, queue: &str) -> Result<Option<Delivery>, BusError> {
+/// The next message of `queue`, and how many are ready behind it.
+async fn get(channel: &Channel, queue: &str) -> Result<Option<(Delivery, usize)>, BusError> {
     Ok(channel
         .basic_get(queue.into(), BasicGetOptions { no_ack: false })
         .await?
-        .map(|m| m.delivery))
+        .map(|m| {
+            let behind = usize::try_from(m.message_count).unwrap_or(usize::MAX);
+            (m.delivery, behind)
+        }))
 }
 
 pub(crate) async fn list(
@@ -307,38 +379,39 @@ pub(crate) async fn list(
     let (channel, connection) = bus.fresh_channel().await?;
     let mut parked = Vec::new();
     let mut held = Vec::new();
+    // Ready behind the last message fetched: what a listing cut short did not see.
+    let mut behind = 0;
     let result = async {
         while parked.len() < limit {
             match get(&channel, &queue).await? {
-                Some(delivery) => {
+                Some((delivery, rest)) => {
                     parked.push(parse(&delivery));
                     held.push(delivery);
+                    behind = rest;
                 }
-                None => return Ok(()),
-            }
-        }
-        // Cut short by the limit, and due for a refresh: the copies go to the tail, so the
-        // rest of the queue is fetched too (not listed) and goes with them, in order.
-        if needs_refresh(&held) {
-            while held.len() < MAX_SCAN {
-                match get(&channel, &queue).await? {
-                    Some(delivery) => held.push(delivery),
-                    None => break,
+                None => {
+                    behind = 0;
+                    break;
                 }
             }
         }
         Ok::<_, BusError>(())
     }
     .await;
-    // Nothing listed is consumed: every message goes back (or is re-published), in order.
-    // A fetch error comes first and only gives back; a close the broker did not confirm is
-    // an error too, since the messages the channel holds would be missing from the next
-    // listing.
-    let settled = if result.is_ok() {
-        settle(bus, &channel, &connection, &queue, &held, "list").await
-    } else {
-        give_back_and_close(bus, &channel, &connection, &tags(&held), "list").await
-    };
+    // Nothing listed is consumed: every message goes back or is re-published, in order
+    // (the rest of the queue too when the listing was cut short). A fetch error comes
+    // first; a close the broker did not confirm is an error too, since the messages the
+    // channel holds would be missing from the next listing.
+    let settled = settle(
+        bus,
+        &channel,
+        &connection,
+        &queue,
+        &held,
+        Some(behind),
+        "list",
+    )
+    .await;
     result.and(settled).map(|()| parked)
 }
 
@@ -360,7 +433,7 @@ pub(crate) async fn replay(
     let result = async {
         let mut seen = HashSet::new();
         for _ in 0..MAX_SCAN {
-            let Some(delivery) = get(&channel, &queue).await? else {
+            let Some((delivery, _)) = get(&channel, &queue).await? else {
                 break;
             };
             let parked = parse(&delivery);
@@ -379,7 +452,7 @@ pub(crate) async fn replay(
                 continue;
             }
             let Some(delivery) = held.pop() else {
-                continue;
+                break;
             };
             // A replay starts counting attempts afresh.
             let properties = delivery
@@ -397,11 +470,16 @@ pub(crate) async fn replay(
                     true,
                 )
                 .await;
+            // Not re-published, or its acknowledgement refused (the channel is closing, which
+            // puts it back): still held.
             if let Err(e) = published {
                 held.push(delivery);
                 return Err(e);
             }
-            delivery.ack(BasicAckOptions::default()).await?;
+            if let Err(e) = delivery.ack(BasicAckOptions::default()).await {
+                held.push(delivery);
+                return Err(e.into());
+            }
             replayed += 1;
         }
         Ok::<_, BusError>(())
@@ -409,11 +487,7 @@ pub(crate) async fn replay(
     .await;
     // Messages not selected (or not re-published) were never acknowledged: they go back (or
     // are re-published), in order.
-    let settled = if result.is_ok() {
-        settle(bus, &channel, &connection, &queue, &held, "replay").await
-    } else {
-        give_back_and_close(bus, &channel, &connection, &tags(&held), "replay").await
-    };
+    let settled = settle(bus, &channel, &connection, &queue, &held, None, "replay").await;
     result.and(settled).map(|()| replayed)
 }
 

@@ -4,15 +4,24 @@
 //! broker never confirms fails the operation instead of hiding messages from the next
 //! listing.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
-use bus::{Bus, BusError, ServiceSpec, Topology, parking::Selection};
+use bus::{
+    Bus, BusError, ServiceSpec, Topology,
+    parking::{REFRESH_AT, Selection},
+};
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
+    options::{
+        BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 use tokio::{
@@ -21,7 +30,7 @@ use tokio::{
 };
 
 use crate::helpers::{
-    BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth, rabbitmqctl,
+    BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth, rabbitmqctl, wait_for,
 };
 
 /// How many messages are parked. RabbitMQ 3.10 keeps the order of returned messages up to
@@ -135,28 +144,51 @@ async fn listing_twice_shows_every_parked_message_in_order_and_a_replay_leaves_n
 
 /// RabbitMQ 4 gives every quorum queue a delivery limit of 20 and drops a message given back
 /// more often than that (the parked queue has nowhere to dead-letter it), and before 4.3 it
-/// counts every give-back of a listing. The same limit, set here by policy (RabbitMQ 3.10
-/// has none by default), costs no parked message however often the queue is listed, in
-/// full or cut short, and a full listing still shows them in order with why and from where
-/// they were parked.
+/// counts every give-back of a listing. A limit of exactly [`REFRESH_AT`], set here by policy
+/// (RabbitMQ 3.10 has none by default), costs no parked message however often the queue is
+/// listed, in full or cut short, or replayed in part; full listings show them in order, with
+/// why and from where they were parked.
 #[tokio::test]
-async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed() {
+async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_or_replayed() {
     let bus = amqp_bus(&prefix()).await;
     let (topology, parked) = park_messages(&bus).await;
-    let origin = bus.names().queue("svc");
-    let policy = DeliveryLimitPolicy::set(&bus.names().parked("svc"), 20).await;
+    let names = bus.names();
+    let origin = names.queue("svc");
+    let control = names.queue("control");
+    let limit = u32::try_from(REFRESH_AT).unwrap();
+    declare_quorum_queue(&control).await;
+    let _policy = DeliveryLimitPolicy::set(&[&names.parked("svc"), &control], limit).await;
 
-    for listing in 0..45 {
-        let listed = bus.parked("svc", PARKED + 10).await.unwrap();
-        assert_eq!(ids(&listed), parked, "listing {listing}");
-        assert!(
-            listed
-                .iter()
-                .all(|p| p.reason == "test" && p.origin_queue.as_deref() == Some(&origin)),
-            "listing {listing}: {listed:?}"
-        );
+    // The limit is in force: a message given back once more than it allows is dropped.
+    assert_eq!(deliveries_until_dropped(&control).await, limit + 1);
+
+    let full_listing_in_order = |expected: Vec<String>, what: String| {
+        let bus = &bus;
+        let origin = &origin;
+        async move {
+            let listed = bus.parked("svc", PARKED + 10).await.unwrap();
+            assert_eq!(ids(&listed), expected, "{what}");
+            assert!(
+                listed
+                    .iter()
+                    .all(|p| p.reason == "test" && p.origin_queue.as_ref() == Some(origin)),
+                "{what}: {listed:?}"
+            );
+        }
+    };
+
+    // Listed REFRESH_AT times, every message has been given back as often as the limit
+    // allows...
+    for listing in 0..REFRESH_AT {
+        full_listing_in_order(parked.clone(), format!("listing {listing}")).await;
     }
-    // Listings cut short fetch some messages far more often than others.
+    // ...so a listing cut short re-publishes what it fetched, and the rest of the queue
+    // behind it, in order.
+    assert_eq!(ids(&bus.parked("svc", 5).await.unwrap()), parked[..5]);
+    for listing in 0..3 * (REFRESH_AT + 1) {
+        full_listing_in_order(parked.clone(), format!("after a short listing, {listing}")).await;
+    }
+    // Listings cut short, many more than the limit: nothing lost.
     for listing in 0..60 {
         let first = bus.parked("svc", 5).await.unwrap();
         assert_eq!(first.len(), 5, "short listing {listing}");
@@ -165,32 +197,127 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed(
     all.sort();
     assert_eq!(all, parked, "every message still parked, once");
 
+    // Fresh messages given back as often as the limit allows, then replayed in part: the
+    // others are re-published, not given back once more.
+    bus.purge_parked("svc").await.unwrap();
+    let (_, parked) = park_messages(&bus).await;
+    for listing in 0..REFRESH_AT {
+        full_listing_in_order(parked.clone(), format!("before the replay, {listing}")).await;
+    }
+    let chosen = vec![parked[3].clone(), parked[17].clone()];
+    let replayed = bus
+        .replay_parked("svc", &Selection::Ids(chosen.clone()))
+        .await
+        .unwrap();
+    assert_eq!(replayed, 2);
+    let left: Vec<String> = parked
+        .iter()
+        .filter(|id| !chosen.contains(id))
+        .cloned()
+        .collect();
+    full_listing_in_order(left.clone(), "after the replay".into()).await;
     assert_eq!(
         bus.replay_parked("svc", &Selection::All).await.unwrap(),
-        PARKED
+        left.len()
     );
     assert_eq!(
         queue_depth(&origin).await,
         u32::try_from(PARKED).unwrap(),
-        "every message back on its queue once"
+        "every message replayed on its queue once"
     );
 
-    drop(policy);
     bus.delete(&topology).await.unwrap();
     bus.close().await;
 }
 
-/// A policy of this test's own giving one queue a delivery limit, cleared on drop (also when
-/// the test fails).
+/// Declares quorum queue `queue` (durable, empty).
+async fn declare_quorum_queue(queue: &str) {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    channel
+        .queue_declare(queue.into(), QueueDeclareOptions::durable(), args)
+        .await
+        .unwrap();
+    let _ = connection.close(200, "bye".into()).await;
+}
+
+/// Puts one message in quorum queue `queue` and fetches it, giving it back each time, until
+/// the broker drops it; returns how many times it was fetched, and deletes the queue.
+async fn deliveries_until_dropped(queue: &str) -> u32 {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"control",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let mut fetched = 0;
+    'fetching: for _ in 0..100 {
+        // A give-back is applied asynchronously: look for the message for up to a second.
+        for _ in 0..40 {
+            if let Some(message) = channel
+                .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+                .await
+                .unwrap()
+            {
+                fetched += 1;
+                channel
+                    .basic_nack(
+                        message.delivery.delivery_tag,
+                        BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                continue 'fetching;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        break;
+    }
+    channel
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = connection.close(200, "bye".into()).await;
+    fetched
+}
+
+/// A policy of this test's own giving some queues a delivery limit, cleared on drop (also
+/// when the test fails).
 struct DeliveryLimitPolicy {
     name: String,
 }
 
 impl DeliveryLimitPolicy {
-    /// Sets it and waits until the broker applies it to `queue`.
-    async fn set(queue: &str, limit: u32) -> Self {
-        let name = format!("test-delivery-limit-{queue}");
-        let pattern = format!("^{}$", queue.replace('.', "\\."));
+    /// Sets it and waits until the broker applies it to every one of `queues` (which must
+    /// exist, or be declared within 10 s).
+    async fn set(queues: &[&str], limit: u32) -> Self {
+        let name = format!("test-delivery-limit-{}", queues[0]);
+        let alternatives: Vec<String> = queues.iter().map(|q| q.replace('.', "\\.")).collect();
+        let pattern = format!("^({})$", alternatives.join("|"));
         // `queues` rather than `quorum_queues`, which RabbitMQ 3.10 does not know.
         rabbitmqctl(&[
             "set_policy",
@@ -201,17 +328,23 @@ impl DeliveryLimitPolicy {
             &format!("{{\"delivery-limit\":{limit}}}"),
         ])
         .await;
+        let policy = Self { name };
         for _ in 0..100 {
-            let queues = rabbitmqctl(&["list_queues", "-q", "name", "policy"]).await;
-            if queues
-                .lines()
-                .any(|line| line.split_whitespace().eq([queue, name.as_str()]))
-            {
-                return Self { name };
+            let listed = rabbitmqctl(&["list_queues", "-q", "name", "policy"]).await;
+            let applied = |queue: &str| {
+                listed
+                    .lines()
+                    .any(|line| line.split_whitespace().eq([queue, policy.name.as_str()]))
+            };
+            if queues.iter().all(|q| applied(q)) {
+                return policy;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("policy {name} was not applied to {queue} within 10 s");
+        panic!(
+            "policy {} was not applied to {queues:?} within 10 s",
+            policy.name
+        );
     }
 }
 
@@ -252,7 +385,13 @@ async fn a_listing_whose_channel_close_is_not_confirmed_fails_and_holds_nothing(
     assert!(err.is_transient());
     assert!(err.to_string().contains("retry"), "{err}");
 
-    // Put back by the connection's end, in one batch: all of them, in no particular order.
+    // Put back by the connection's end, in one batch (asynchronously): all of them, in no
+    // particular order.
+    let parked_queue = through_proxy.names().parked("svc");
+    wait_for("the reset connection's messages to be put back", || async {
+        (queue_depth(&parked_queue).await == u32::try_from(PARKED).unwrap()).then_some(())
+    })
+    .await;
     let direct = amqp_bus(&prefix).await;
     let mut listed = ids(&direct.parked("svc", PARKED + 10).await.unwrap());
     listed.sort();
