@@ -31,6 +31,9 @@ pub(crate) const X_DEATH: &str = "x-death";
 pub(crate) const DELIVERY_COUNT: &str = "x-delivery-count";
 /// Set by RabbitMQ 4.3 and later on a message delivered again: every delivery so far.
 pub(crate) const ACQUIRED_COUNT: &str = "x-acquired-count";
+/// On a parked message's fresh copy: the refresh that made it (so that refresh stops at its
+/// own copies).
+pub(crate) const REFRESHED_BY: &str = "x-idbridge-refresh";
 
 /// Properties of a fresh message: persistent, JSON, ids mirrored from the envelope so that
 /// broker tools show them without parsing bodies.
@@ -282,7 +285,8 @@ pub(crate) fn strip_for_replay(headers: &FieldTable) -> FieldTable {
         ) || k.starts_with("x-first-death")
             || k.starts_with("x-last-death")
             || k == DELIVERY_COUNT
-            || k == ACQUIRED_COUNT;
+            || k == ACQUIRED_COUNT
+            || k == REFRESHED_BY;
         if !drop {
             fresh.insert(key.clone(), value.clone());
         }

@@ -317,6 +317,7 @@ impl AmqpBus {
         };
         // Fail fast on a wrong URL or credentials instead of at the first publish.
         bus.inner.app.channel(&bus.inner).await?;
+        crate::observe::parked_refresh_failed(0);
         Ok(bus)
     }
 

@@ -14,8 +14,9 @@
 //! reporting a result that may be short.
 //!
 //! A replay stops at the first message that was parked after it started, or that it has
-//! already seen: a replayed message that fails again is parked again at the tail, and must
-//! wait for the next replay instead of looping. (The queue's message count is no bound: a
+//! already replayed: a replayed message that fails again is parked again at the tail, and
+//! must wait for the next replay instead of looping. (Another message with the id of one
+//! not replayed, a copy left by a failure, is just one more message.) (The queue's message count is no bound: a
 //! listing just before puts its messages back asynchronously, so the count can read low.)
 //!
 //! Giving a message back counts as a delivery: the broker's `x-delivery-count` grows by one
@@ -26,10 +27,12 @@
 //! [`REFRESH_AT`] times, the operation re-publishes what it fetched as fresh copies at the
 //! tail (each confirmed before its original is acknowledged), which starts their counts
 //! again. A listing cut short by its limit then re-publishes the rest of the queue too, one
-//! message at a time, so that a listing keeps the queue's order; a replay does not (what it
-//! did not fetch stays ahead of the copies). A message parked while copies are being made
-//! lands among them, and a failure part way leaves the copies made behind the messages
-//! given back. This needs no broker configuration, on any version; a delivery limit below
+//! message at a time, so that a listing usually keeps the queue's order; a replay does not
+//! (what it did not fetch stays ahead of the copies). A message parked while copies are
+//! being made lands among them, a queue count that reads low leaves the last messages ahead
+//! of the copies, and a failure part way leaves the copies made behind the messages given
+//! back. A failure is logged and counted (`idbridge_bus_parked_refresh_failures_total`); the
+//! listing or replay still succeeds. This needs no broker configuration, on any version; a delivery limit below
 //! [`REFRESH_AT`] on parked queues (by policy) would still drop messages.
 
 use std::{
@@ -193,11 +196,11 @@ async fn give_back_and_close(
     })
 }
 
-/// The properties of a fresh copy of a parked message (`properties` as delivered): the
-/// same, without the broker's delivery counts, and with why and from where it was parked
-/// in our own headers, so that a listing still says so if the broker's `x-death` does not
-/// survive re-publishing.
-fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
+/// The properties of a fresh copy of a parked message (`properties` as delivered), made by
+/// the refresh `marker`: the same, without the broker's delivery counts, marked, and with
+/// why and from where it was parked in our own headers, so that a listing still says so if
+/// the broker's `x-death` does not survive re-publishing.
+fn refreshed_properties(properties: &BasicProperties, marker: &str) -> BasicProperties {
     let empty = FieldTable::default();
     let h = properties.headers().as_ref().unwrap_or(&empty);
     let mut fresh = FieldTable::default();
@@ -209,6 +212,7 @@ fn refreshed_properties(properties: &BasicProperties) -> BasicProperties {
             fresh.insert(key.clone(), value.clone());
         }
     }
+    headers::put_str(&mut fresh, headers::REFRESHED_BY, marker);
     if let Some((queue, reason)) = broker_death(h) {
         if !fresh.contains_key(headers::PARKED_REASON) {
             headers::put_str(&mut fresh, headers::PARKED_REASON, &reason);
@@ -231,9 +235,10 @@ async fn refresh(
     channel: &Channel,
     queue: &str,
     held: &[Delivery],
+    marker: &str,
 ) -> (usize, Result<(), BusError>) {
     for (done, delivery) in held.iter().enumerate() {
-        if let Err(e) = copy_and_ack(bus, channel, queue, delivery).await {
+        if let Err(e) = copy_and_ack(bus, channel, queue, delivery, marker).await {
             return (done, Err(e));
         }
     }
@@ -245,13 +250,14 @@ async fn copy_and_ack(
     channel: &Channel,
     queue: &str,
     delivery: &Delivery,
+    marker: &str,
 ) -> Result<(), BusError> {
     bus.publish_raw(
         &bus.inner.reroute,
         "",
         queue,
         &delivery.data,
-        refreshed_properties(&delivery.properties),
+        refreshed_properties(&delivery.properties, marker),
         true,
     )
     .await?;
@@ -261,30 +267,30 @@ async fn copy_and_ack(
     Ok(())
 }
 
-/// After [`refresh`] re-published the head of `queue`: re-publishes the `rest` messages that
-/// were behind it (the queue's count at the last fetch), one at a time (fetch, copy,
-/// acknowledge), so that the copies keep the queue's order. Stops early at the end of the
-/// queue, after [`MAX_SCAN`], or, should the count have read high, at the first copy this
-/// operation made (`copied`: their identities; given back where it was). Returns how many
+/// After [`refresh`] re-published the head of `queue` with `marker`: re-publishes the
+/// `rest` messages that were behind it (the queue's count at the last fetch), one at a time
+/// (fetch, copy, acknowledge), so that the copies keep the queue's order. Stops early at the
+/// end of the queue, after [`MAX_SCAN`], or, should the count have read high, at the first
+/// copy this refresh made (marked with `marker`; given back where it was). Returns how many
 /// it re-published.
 async fn refresh_rest(
     bus: &AmqpBus,
     channel: &Channel,
     queue: &str,
     rest: usize,
-    mut copied: HashSet<String>,
+    marker: &str,
 ) -> Result<usize, BusError> {
     let mut done = 0;
     while done < rest.min(MAX_SCAN) {
         let Some((delivery, _)) = get(channel, queue).await? else {
             break;
         };
-        let identity = identity(&parse(&delivery));
-        let stop = copied.contains(&identity);
+        let stop = headers::get_str(headers_of(&delivery), headers::REFRESHED_BY).as_deref()
+            == Some(marker);
         let copy = if stop {
             Ok(())
         } else {
-            copy_and_ack(bus, channel, queue, &delivery).await
+            copy_and_ack(bus, channel, queue, &delivery, marker).await
         };
         if stop || copy.is_err() {
             // Not re-published: back to the head, where it came from.
@@ -299,7 +305,6 @@ async fn refresh_rest(
                 .await;
             return copy.map(|()| done);
         }
-        copied.insert(identity);
         done += 1;
     }
     Ok(done)
@@ -327,12 +332,12 @@ async fn settle(
         .unwrap_or(0);
     let mut done = 0;
     if highest >= REFRESH_AT && channel.status().connected() {
-        let (copied, mut result) = refresh(bus, channel, queue, held).await;
+        let marker = uuid::Uuid::new_v4().to_string();
+        let (copied, mut result) = refresh(bus, channel, queue, held, &marker).await;
         done = copied;
         let mut refreshed = copied;
         if let (Ok(()), Some(rest)) = (&result, rest) {
-            let identities = held.iter().map(|d| identity(&parse(d))).collect();
-            result = refresh_rest(bus, channel, queue, rest, identities)
+            result = refresh_rest(bus, channel, queue, rest, &marker)
                 .await
                 .map(|rest| refreshed += rest);
         }
@@ -343,7 +348,9 @@ async fn settle(
                 refreshed,
                 "re-published parked messages to start their delivery counts again"
             ),
-            Err(e) => tracing::error!(
+            Err(e) => {
+                crate::observe::parked_refresh_failed(1);
+                tracing::error!(
                 operation,
                 queue,
                 refreshed,
@@ -352,7 +359,8 @@ async fn settle(
                 "re-publishing parked messages failed; the others were given back, one \
                  delivery closer to the queue's delivery limit (RabbitMQ 4 drops a message \
                  past it, by default its 21st delivery)"
-            ),
+                );
+            }
         }
     }
     let rest = tags(held.get(done..).unwrap_or_default());
@@ -431,7 +439,8 @@ pub(crate) async fn replay(
     let mut held: Vec<Delivery> = Vec::new();
     let started = Utc::now();
     let result = async {
-        let mut seen = HashSet::new();
+        // The identities replayed so far: one seen again came back (it failed again).
+        let mut replayed_ids = HashSet::new();
         for _ in 0..MAX_SCAN {
             let Some((delivery, _)) = get(&channel, &queue).await? else {
                 break;
@@ -439,7 +448,8 @@ pub(crate) async fn replay(
             let parked = parse(&delivery);
             held.push(delivery);
             let parked_since = parked.parked_at.is_some_and(|at| at >= started);
-            if parked_since || !seen.insert(identity(&parked)) {
+            let identity = identity(&parked);
+            if parked_since || replayed_ids.contains(&identity) {
                 // Parked (again) since this replay started, and so is everything behind
                 // it: it goes back, for the next replay.
                 break;
@@ -480,6 +490,7 @@ pub(crate) async fn replay(
                 held.push(delivery);
                 return Err(e.into());
             }
+            replayed_ids.insert(identity);
             replayed += 1;
         }
         Ok::<_, BusError>(())
@@ -539,7 +550,7 @@ mod tests {
             AMQPValue::FieldArray(FieldArray::from(vec![death("p.w", "delivery_limit")])),
         );
         h.insert(headers::DELIVERY_COUNT.into(), AMQPValue::LongLongInt(12));
-        let fresh = refreshed_properties(&with_headers(h));
+        let fresh = refreshed_properties(&with_headers(h), "refresh-1");
         let fh = fresh.headers().clone().unwrap_or_default();
         assert_eq!(headers::delivery_count(&fh), 0);
         assert!(!fh.contains_key(headers::DELIVERY_COUNT));
@@ -552,6 +563,10 @@ mod tests {
             Some("p.w")
         );
         assert!(fh.contains_key(headers::X_DEATH));
+        assert_eq!(
+            headers::get_str(&fh, headers::REFRESHED_BY).as_deref(),
+            Some("refresh-1")
+        );
         assert_eq!(fresh.delivery_mode(), &Some(2));
         assert_eq!(fresh.message_id().as_ref().map(|m| m.as_str()), Some("m-1"));
 
@@ -563,7 +578,7 @@ mod tests {
             headers::X_DEATH.into(),
             AMQPValue::FieldArray(FieldArray::from(vec![death("p.other", "rejected")])),
         );
-        let fh = refreshed_properties(&with_headers(h))
+        let fh = refreshed_properties(&with_headers(h), "refresh-2")
             .headers()
             .clone()
             .unwrap_or_default();

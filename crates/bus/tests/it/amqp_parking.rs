@@ -30,7 +30,8 @@ use tokio::{
 };
 
 use crate::helpers::{
-    BrokerProxy, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth, rabbitmqctl, wait_for,
+    BrokerProxy, TempUser, amqp_bus, amqp_bus_at, amqp_url, prefix, queue_depth, rabbitmqctl,
+    wait_for,
 };
 
 /// How many messages are parked. RabbitMQ 3.10 keeps the order of returned messages up to
@@ -43,6 +44,13 @@ const PARKED: usize = 30;
 async fn park_messages(bus: &Bus) -> (Topology, Vec<String>) {
     let topology = Topology::new().service(ServiceSpec::new("svc").bind("events", "#"));
     bus.declare(&topology).await.unwrap();
+    let ids: Vec<String> = (0..PARKED).map(|i| format!("parked-{i:03}")).collect();
+    park(bus, &ids).await;
+    (topology, ids)
+}
+
+/// Parks messages with message ids `ids` on service `svc`'s parking queue, in order.
+async fn park(bus: &Bus, ids: &[String]) {
     let names = bus.names();
     let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
@@ -52,9 +60,7 @@ async fn park_messages(bus: &Bus) -> (Topology, Vec<String>) {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    let mut ids = Vec::new();
-    for i in 0..PARKED {
-        let id = format!("parked-{i:03}");
+    for (i, id) in ids.iter().enumerate() {
         let mut headers = FieldTable::default();
         headers.insert(
             "x-parked-from".into(),
@@ -79,10 +85,8 @@ async fn park_messages(bus: &Bus) -> (Topology, Vec<String>) {
             .unwrap()
             .await
             .unwrap();
-        ids.push(id);
     }
     let _ = connection.close(200, "bye".into()).await;
-    (topology, ids)
 }
 
 fn ids(parked: &[bus::parking::ParkedMessage]) -> Vec<String> {
@@ -177,6 +181,11 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
         }
     };
 
+    // A second message with the id of one of the first five (a copy left by a failed
+    // refresh, say) is a message like any other.
+    park(&bus, &[parked[2].clone()]).await;
+    let parked: Vec<String> = parked.iter().chain([&parked[2]]).cloned().collect();
+
     // Listed REFRESH_AT times, every message has been given back as often as the limit
     // allows...
     for listing in 0..REFRESH_AT {
@@ -195,7 +204,9 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
     }
     let mut all = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
     all.sort();
-    assert_eq!(all, parked, "every message still parked, once");
+    let mut expected = parked.clone();
+    expected.sort();
+    assert_eq!(all, expected, "every message still parked, once");
 
     // Fresh messages given back as often as the limit allows, then replayed in part: the
     // others are re-published, not given back once more.
@@ -228,6 +239,63 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
 
     bus.delete(&topology).await.unwrap();
     bus.close().await;
+}
+
+/// A refresh the broker refuses (the bus's user may not publish) loses nothing: the listing
+/// still shows every message, gives them back, counts the failure in
+/// `idbridge_bus_parked_refresh_failures_total`, and the next listing once the user may
+/// publish again re-publishes them, in order.
+#[test]
+fn a_refresh_the_broker_refuses_gives_the_messages_back_and_is_counted() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    let failures = || {
+        metrics
+            .render()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("idbridge_bus_parked_refresh_failures_total ")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| panic!("no refresh failure counter in {}", metrics.render()))
+    };
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let prefix = prefix();
+            let admin = amqp_bus(&prefix).await;
+            let (topology, parked) = park_messages(&admin).await;
+            // May read the parked queue, may not publish anywhere (nor declare).
+            let user = TempUser::create().await;
+            rabbitmqctl(&["set_permissions", "-p", "/", &user.name, "^$", "^$", ".*"]).await;
+            let bus = amqp_bus_at(&user.url(), &prefix).await;
+            assert_eq!(failures(), "0");
+
+            for listing in 0..REFRESH_AT + 2 {
+                let mut listed = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
+                listed.sort();
+                assert_eq!(listed, parked, "listing {listing}");
+            }
+            // Listings REFRESH_AT and REFRESH_AT + 1 tried to re-publish.
+            assert_eq!(failures(), "2");
+
+            user.grant().await;
+            let bus = amqp_bus_at(&user.url(), &prefix).await;
+            let mut listed = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
+            listed.sort();
+            assert_eq!(listed, parked, "the listing that re-published");
+            assert_eq!(ids(&bus.parked("svc", PARKED + 10).await.unwrap()), parked);
+            assert_eq!(failures(), "2");
+
+            bus.close().await;
+            user.delete().await;
+            admin.delete(&topology).await.unwrap();
+            admin.close().await;
+        });
+    });
 }
 
 /// Declares quorum queue `queue` (durable, empty).
@@ -273,8 +341,8 @@ async fn deliveries_until_dropped(queue: &str) -> u32 {
         .unwrap();
     let mut fetched = 0;
     'fetching: for _ in 0..100 {
-        // A give-back is applied asynchronously: look for the message for up to a second.
-        for _ in 0..40 {
+        // A give-back is applied asynchronously: look for the message for up to 5 s.
+        for _ in 0..200 {
             if let Some(message) = channel
                 .basic_get(queue.into(), BasicGetOptions { no_ack: false })
                 .await
