@@ -17,7 +17,7 @@
 //! | `idbridge_bus_messages_total` | `queue`, `outcome` = `processed` \| `retried` \| `parked` \| `rejected` (not an envelope) |
 //! | `idbridge_bus_handle_duration_seconds` | `queue` |
 //! | `idbridge_bus_published_total` | `outcome` = `confirmed` \| `failed` |
-//! | `idbridge_bus_parked_refresh_failures_total` | (none): parked messages a listing or replay could not re-publish (`amqp/parking.rs`); 0 from the connection on |
+//! | `idbridge_bus_parked_refresh_failures_total` | (none): listings or replays whose re-publishing of parked messages failed (`amqp/parking.rs`); 0 from the connection on |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -124,8 +124,8 @@ pub(crate) fn with_span_context(message: &OutgoingMessage, span: &Span) -> Optio
     Some(message)
 }
 
-/// Counts `n` failed re-publishings of parked messages: each leaves them one delivery closer
-/// to RabbitMQ's delivery limit. Called with 0 when a RabbitMQ bus connects, so that the
+/// Counts `n` listings or replays whose re-publishing of parked messages failed: each leaves
+/// them one delivery closer to RabbitMQ's delivery limit. Called with 0 when a RabbitMQ bus connects, so that the
 /// first failure is an increase a rule can see.
 pub(crate) fn parked_refresh_failed(n: u64) {
     metrics::counter!("idbridge_bus_parked_refresh_failures_total").increment(n);

@@ -50,6 +50,9 @@ pub mod names {
     pub const BUS_HANDLE_DURATION_SECONDS: &str = "idbridge_bus_handle_duration_seconds";
     /// Counter: publishes by `outcome` (confirmed, failed).
     pub const BUS_PUBLISHED_TOTAL: &str = "idbridge_bus_published_total";
+    /// Counter: listings or replays of parked messages whose re-publishing failed.
+    pub const BUS_PARKED_REFRESH_FAILURES_TOTAL: &str =
+        "idbridge_bus_parked_refresh_failures_total";
     /// Gauge: messages ready in a queue, by `queue`.
     pub const QUEUE_MESSAGES: &str = "idbridge_queue_messages";
     /// Gauge: consumers of a queue, by `queue`.
@@ -212,6 +215,11 @@ fn describe() {
         names::BUS_PUBLISHED_TOTAL,
         Unit::Count,
         "Publishes to the broker by outcome (confirmed, failed)."
+    );
+    describe_counter!(
+        names::BUS_PARKED_REFRESH_FAILURES_TOTAL,
+        Unit::Count,
+        "Listings or replays of parked messages that could not re-publish them to start their delivery counts again."
     );
     describe_gauge!(
         names::QUEUE_MESSAGES,

@@ -34,6 +34,9 @@ pub(crate) const ACQUIRED_COUNT: &str = "x-acquired-count";
 /// On a parked message's fresh copy: the refresh that made it (so that refresh stops at its
 /// own copies).
 pub(crate) const REFRESHED_BY: &str = "x-idbridge-refresh";
+/// On a replayed message: the replay run that published it (so that the run stops when it
+/// comes back parked again).
+pub(crate) const REPLAYED_BY: &str = "x-idbridge-replay";
 
 /// Properties of a fresh message: persistent, JSON, ids mirrored from the envelope so that
 /// broker tools show them without parsing bodies.
@@ -286,7 +289,8 @@ pub(crate) fn strip_for_replay(headers: &FieldTable) -> FieldTable {
             || k.starts_with("x-last-death")
             || k == DELIVERY_COUNT
             || k == ACQUIRED_COUNT
-            || k == REFRESHED_BY;
+            || k == REFRESHED_BY
+            || k == REPLAYED_BY;
         if !drop {
             fresh.insert(key.clone(), value.clone());
         }
@@ -347,5 +351,27 @@ mod tests {
     fn short_strings_are_cut_at_char_boundaries() {
         let long = "é".repeat(200);
         assert!(short(&long).as_str().len() <= 255);
+    }
+
+    #[test]
+    fn a_replay_drops_bookkeeping_counts_and_markers_and_keeps_the_rest() {
+        let mut h = FieldTable::default();
+        for key in [
+            PARKED_REASON,
+            PARKED_AT,
+            PARKED_FROM,
+            REFRESHED_BY,
+            REPLAYED_BY,
+            "x-first-death-queue",
+        ] {
+            put_str(&mut h, key, "x");
+        }
+        h.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(7));
+        h.insert(ACQUIRED_COUNT.into(), AMQPValue::LongLongInt(9));
+        h.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(3));
+        put_str(&mut h, TRACEPARENT, "00-abc-def-01");
+        let fresh = strip_for_replay(&h);
+        let keys: Vec<&str> = fresh.inner().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, [TRACEPARENT]);
     }
 }

@@ -13,11 +13,13 @@
 //! everything) and the operation fails with [`BusError::ChannelCloseUnconfirmed`] instead of
 //! reporting a result that may be short.
 //!
-//! A replay stops at the first message that was parked after it started, or that it has
-//! already replayed: a replayed message that fails again is parked again at the tail, and
-//! must wait for the next replay instead of looping. (Another message with the id of one
-//! not replayed, a copy left by a failure, is just one more message.) (The queue's message count is no bound: a
-//! listing just before puts its messages back asynchronously, so the count can read low.)
+//! A replay stops at the first message that was parked after it started, or that it
+//! replayed itself (its publishes carry the run's `x-idbridge-replay` marker, which
+//! consumers and the broker keep when they park a message): a replayed message that fails
+//! again is parked again at the tail, and must wait for the next replay instead of looping.
+//! A second message with the id of another (a copy left by a failure) is replayed too.
+//! (The queue's message count is no bound: a listing just before puts its messages back
+//! asynchronously, so the count can read low.)
 //!
 //! Giving a message back counts as a delivery: the broker's `x-delivery-count` grows by one
 //! each time. RabbitMQ 4.0 gives every quorum queue a delivery limit of 20 and drops a
@@ -29,18 +31,14 @@
 //! again. A listing cut short by its limit then re-publishes the rest of the queue too, one
 //! message at a time, so that a listing usually keeps the queue's order; a replay does not
 //! (what it did not fetch stays ahead of the copies). A message parked while copies are
-//! being made lands among them, a queue count that reads low leaves the last messages ahead
-//! of the copies, and a failure part way leaves the copies made behind the messages given
-//! back. A failure is logged and counted (`idbridge_bus_parked_refresh_failures_total`); the
-//! listing or replay still succeeds. This needs no broker configuration, on any version; a delivery limit below
+//! being made lands among them, a queue count that reads low leaves the last messages
+//! ahead of the copies, and a failure part way leaves the copies made behind the messages
+//! given back. A failure (or a refresh due on a channel already closed) is logged and
+//! counted (`idbridge_bus_parked_refresh_failures_total`); the listing or replay still
+//! succeeds. This needs no broker configuration, on any version; a delivery limit below
 //! [`REFRESH_AT`] on parked queues (by policy) would still drop messages.
 
-use std::{
-    collections::HashSet,
-    hash::{DefaultHasher, Hash, Hasher},
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use lapin::{
@@ -59,15 +57,6 @@ use crate::{
 /// Stops a replay from holding, or a listing's refresh from re-publishing, an unbounded
 /// number of messages.
 const MAX_SCAN: usize = 100_000;
-
-/// What tells parked messages apart: the message id, or for garbage without one its body.
-fn identity(parked: &ParkedMessage) -> String {
-    parked.message_id.clone().unwrap_or_else(|| {
-        let mut hasher = DefaultHasher::new();
-        parked.body.hash(&mut hasher);
-        format!("body:{:x}", hasher.finish())
-    })
-}
 
 /// Parked by the broker (delivery limit) rather than by a consumer: `x-death` says from
 /// where and why.
@@ -331,7 +320,16 @@ async fn settle(
         .max()
         .unwrap_or(0);
     let mut done = 0;
-    if highest >= REFRESH_AT && channel.status().connected() {
+    if highest >= REFRESH_AT && !channel.status().connected() {
+        // The broker puts them back itself, one delivery closer to its limit.
+        crate::observe::parked_refresh_failed(1);
+        tracing::error!(
+            operation,
+            queue,
+            highest_delivery_count = highest,
+            "parked messages due to be re-published were given back by a closed channel"
+        );
+    } else if highest >= REFRESH_AT {
         let marker = uuid::Uuid::new_v4().to_string();
         let (copied, mut result) = refresh(bus, channel, queue, held, &marker).await;
         done = copied;
@@ -351,14 +349,14 @@ async fn settle(
             Err(e) => {
                 crate::observe::parked_refresh_failed(1);
                 tracing::error!(
-                operation,
-                queue,
-                refreshed,
-                highest_delivery_count = highest,
-                error = %e,
-                "re-publishing parked messages failed; the others were given back, one \
-                 delivery closer to the queue's delivery limit (RabbitMQ 4 drops a message \
-                 past it, by default its 21st delivery)"
+                    operation,
+                    queue,
+                    refreshed,
+                    highest_delivery_count = highest,
+                    error = %e,
+                    "re-publishing parked messages failed; the others were given back, one \
+                     delivery closer to the queue's delivery limit (RabbitMQ 4 drops a \
+                     message past it, by default its 21st delivery)"
                 );
             }
         }
@@ -439,17 +437,19 @@ pub(crate) async fn replay(
     let mut held: Vec<Delivery> = Vec::new();
     let started = Utc::now();
     let result = async {
-        // The identities replayed so far: one seen again came back (it failed again).
-        let mut replayed_ids = HashSet::new();
+        // Stamped on what this run replays: a message carrying it came back (it failed again).
+        let run = uuid::Uuid::new_v4().to_string();
         for _ in 0..MAX_SCAN {
             let Some((delivery, _)) = get(&channel, &queue).await? else {
                 break;
             };
             let parked = parse(&delivery);
+            let came_back = headers::get_str(headers_of(&delivery), headers::REPLAYED_BY)
+                .as_deref()
+                == Some(run.as_str());
             held.push(delivery);
             let parked_since = parked.parked_at.is_some_and(|at| at >= started);
-            let identity = identity(&parked);
-            if parked_since || replayed_ids.contains(&identity) {
+            if parked_since || came_back {
                 // Parked (again) since this replay started, and so is everything behind
                 // it: it goes back, for the next replay.
                 break;
@@ -465,10 +465,12 @@ pub(crate) async fn replay(
                 break;
             };
             // A replay starts counting attempts afresh.
+            let mut fresh = headers::strip_for_replay(headers_of(&delivery));
+            headers::put_str(&mut fresh, headers::REPLAYED_BY, &run);
             let properties = delivery
                 .properties
                 .clone()
-                .with_headers(headers::strip_for_replay(headers_of(&delivery)))
+                .with_headers(fresh)
                 .with_delivery_mode(2);
             let published = bus
                 .publish_raw(
@@ -490,7 +492,6 @@ pub(crate) async fn replay(
                 held.push(delivery);
                 return Err(e.into());
             }
-            replayed_ids.insert(identity);
             replayed += 1;
         }
         Ok::<_, BusError>(())
@@ -516,7 +517,11 @@ pub(crate) async fn purge(bus: &AmqpBus, service: &str) -> Result<usize, BusErro
     let closed = give_back_and_close(bus, &channel, &connection, &[], "purge").await;
     let purged = purged?;
     if let Err(e) = closed {
-        tracing::warn!(error = %e, purged, "the parked queue was purged; its channel did not close in time");
+        tracing::warn!(
+            error = %e,
+            purged,
+            "the parked queue was purged; its channel did not close in time"
+        );
     }
     Ok(usize::try_from(purged).unwrap_or(usize::MAX))
 }

@@ -209,9 +209,12 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
     assert_eq!(all, expected, "every message still parked, once");
 
     // Fresh messages given back as often as the limit allows, then replayed in part: the
-    // others are re-published, not given back once more.
+    // others are re-published, not given back once more. A second message with a chosen
+    // id is replayed too.
     bus.purge_parked("svc").await.unwrap();
     let (_, parked) = park_messages(&bus).await;
+    park(&bus, &[parked[3].clone()]).await;
+    let parked: Vec<String> = parked.iter().chain([&parked[3]]).cloned().collect();
     for listing in 0..REFRESH_AT {
         full_listing_in_order(parked.clone(), format!("before the replay, {listing}")).await;
     }
@@ -220,7 +223,7 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
         .replay_parked("svc", &Selection::Ids(chosen.clone()))
         .await
         .unwrap();
-    assert_eq!(replayed, 2);
+    assert_eq!(replayed, 3);
     let left: Vec<String> = parked
         .iter()
         .filter(|id| !chosen.contains(id))
@@ -233,7 +236,7 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
     );
     assert_eq!(
         queue_depth(&origin).await,
-        u32::try_from(PARKED).unwrap(),
+        u32::try_from(parked.len()).unwrap(),
         "every message replayed on its queue once"
     );
 
@@ -287,7 +290,22 @@ fn a_refresh_the_broker_refuses_gives_the_messages_back_and_is_counted() {
             let mut listed = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
             listed.sort();
             assert_eq!(listed, parked, "the listing that re-published");
-            assert_eq!(ids(&bus.parked("svc", PARKED + 10).await.unwrap()), parked);
+            let head = peek_headers(&admin.names().parked("svc")).await;
+            assert!(
+                head.contains_key("x-idbridge-refresh"),
+                "a fresh copy: {head:?}"
+            );
+            // Never given back: RabbitMQ 3.10 says 0, later versions may leave it out.
+            assert!(
+                matches!(
+                    head.inner().get("x-delivery-count"),
+                    None | Some(AMQPValue::LongLongInt(0) | AMQPValue::LongInt(0))
+                ),
+                "{head:?}"
+            );
+            let mut listed = ids(&bus.parked("svc", PARKED + 10).await.unwrap());
+            listed.sort();
+            assert_eq!(listed, parked, "after the peek");
             assert_eq!(failures(), "2");
 
             bus.close().await;
@@ -296,6 +314,37 @@ fn a_refresh_the_broker_refuses_gives_the_messages_back_and_is_counted() {
             admin.close().await;
         });
     });
+}
+
+/// The headers of the message at the head of `queue`, given back.
+async fn peek_headers(queue: &str) -> FieldTable {
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let message = channel
+        .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .expect("a parked message");
+    let headers = message
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    channel
+        .basic_nack(
+            message.delivery.delivery_tag,
+            BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            },
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "bye".into()).await;
+    headers
 }
 
 /// Declares quorum queue `queue` (durable, empty).
