@@ -125,8 +125,8 @@ pub(crate) fn with_span_context(message: &OutgoingMessage, span: &Span) -> Optio
 }
 
 /// Counts `n` listings or replays whose re-publishing of parked messages failed: each leaves
-/// them one delivery closer to RabbitMQ's delivery limit. Called with 0 when a RabbitMQ bus connects, so that the
-/// first failure is an increase a rule can see.
+/// them one delivery closer to RabbitMQ's delivery limit. Called with 0 when a RabbitMQ bus
+/// connects, so that the first failure is an increase a rule can see.
 pub(crate) fn parked_refresh_failed(n: u64) {
     metrics::counter!("idbridge_bus_parked_refresh_failures_total").increment(n);
 }

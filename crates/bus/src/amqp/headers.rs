@@ -362,16 +362,30 @@ mod tests {
             PARKED_FROM,
             REFRESHED_BY,
             REPLAYED_BY,
+            HISTORY,
             "x-first-death-queue",
+            "x-last-death-reason",
         ] {
             put_str(&mut h, key, "x");
         }
+        h.insert(X_DEATH.into(), death("p.w", "rejected", 1));
         h.insert(DELIVERY_COUNT.into(), AMQPValue::LongLongInt(7));
         h.insert(ACQUIRED_COUNT.into(), AMQPValue::LongLongInt(9));
         h.insert(ATTEMPTS.into(), AMQPValue::LongLongInt(3));
-        put_str(&mut h, TRACEPARENT, "00-abc-def-01");
+        let kept = [
+            TRACEPARENT,
+            ORIGINAL_EXCHANGE,
+            ORIGINAL_ROUTING_KEY,
+            PARTITION_KEY_HEADER,
+        ];
+        for key in kept {
+            put_str(&mut h, key, "kept");
+        }
         let fresh = strip_for_replay(&h);
-        let keys: Vec<&str> = fresh.inner().keys().map(|k| k.as_str()).collect();
-        assert_eq!(keys, [TRACEPARENT]);
+        let mut keys: Vec<&str> = fresh.inner().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        let mut expected = kept.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
     }
 }

@@ -327,7 +327,8 @@ async fn settle(
             operation,
             queue,
             highest_delivery_count = highest,
-            "parked messages due to be re-published were given back by a closed channel"
+            "re-publishing parked messages failed: the channel was already closed, and the \
+             broker put them back, one delivery closer to the queue's delivery limit"
         );
     } else if highest >= REFRESH_AT {
         let marker = uuid::Uuid::new_v4().to_string();

@@ -16,11 +16,12 @@ use bus::{
     Bus, BusError, ServiceSpec, Topology,
     parking::{REFRESH_AT, Selection},
 };
+use futures_util::StreamExt as _;
 use lapin::{
     BasicProperties, Connection, ConnectionProperties,
     options::{
-        BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-        QueueDeclareOptions, QueueDeleteOptions,
+        BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+        ConfirmSelectOptions, QueueDeclareOptions, QueueDeleteOptions,
     },
     types::{AMQPValue, FieldTable},
 };
@@ -240,6 +241,56 @@ async fn parked_messages_outlive_a_delivery_limit_however_often_they_are_listed_
         "every message replayed on its queue once"
     );
 
+    bus.delete(&topology).await.unwrap();
+    bus.close().await;
+}
+
+/// A replay whose messages fail again at once (a consumer rejects them, and the broker
+/// dead-letters them back to the parking queue, with no `x-parked-at`) stops at the first one
+/// that comes back instead of replaying them round and round: each is replayed once, and
+/// comes back stamped with the run's marker.
+#[tokio::test]
+async fn a_replay_stops_at_a_message_it_replayed_that_comes_back() {
+    let bus = amqp_bus(&prefix()).await;
+    let (topology, _) = park_messages(&bus).await;
+    let origin = bus.names().queue("svc");
+    let parked_queue = bus.names().parked("svc");
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            origin.as_str().into(),
+            "rejecter".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let rejecter = tokio::spawn(async move {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            let _ = delivery
+                .nack(BasicNackOptions {
+                    multiple: false,
+                    requeue: false,
+                })
+                .await;
+        }
+    });
+
+    let replayed = bus.replay_parked("svc", &Selection::All).await.unwrap();
+    assert_eq!(replayed, PARKED, "each replayed once");
+    wait_for("the rejected messages to be parked again", || async {
+        (queue_depth(&parked_queue).await == u32::try_from(PARKED).unwrap()).then_some(())
+    })
+    .await;
+    let head = peek_headers(&parked_queue).await;
+    assert!(head.contains_key("x-idbridge-replay"), "{head:?}");
+    assert!(!head.contains_key("x-parked-at"), "{head:?}");
+
+    rejecter.abort();
+    let _ = connection.close(200, "bye".into()).await;
     bus.delete(&topology).await.unwrap();
     bus.close().await;
 }
