@@ -73,9 +73,14 @@ fn broker_death(h: &FieldTable) -> Option<(String, String)> {
         })
 }
 
-fn headers_of(delivery: &Delivery) -> &FieldTable {
+/// The headers of a delivered message (none: an empty table).
+fn headers_in(properties: &BasicProperties) -> &FieldTable {
     static EMPTY: std::sync::LazyLock<FieldTable> = std::sync::LazyLock::new(FieldTable::default);
-    delivery.properties.headers().as_ref().unwrap_or(&EMPTY)
+    properties.headers().as_ref().unwrap_or(&EMPTY)
+}
+
+fn headers_of(delivery: &Delivery) -> &FieldTable {
+    headers_in(&delivery.properties)
 }
 
 fn parse(delivery: &Delivery) -> ParkedMessage {
@@ -190,8 +195,7 @@ async fn give_back_and_close(
 /// why and from where it was parked in our own headers, so that a listing still says so if
 /// the broker's `x-death` does not survive re-publishing.
 fn refreshed_properties(properties: &BasicProperties, marker: &str) -> BasicProperties {
-    let empty = FieldTable::default();
-    let h = properties.headers().as_ref().unwrap_or(&empty);
+    let h = headers_in(properties);
     let mut fresh = FieldTable::default();
     for (key, value) in h {
         if !matches!(
@@ -362,7 +366,12 @@ async fn settle(
             }
         }
     }
-    let rest = tags(held.get(done..).unwrap_or_default());
+    let rest: Vec<DeliveryTag> = held
+        .get(done..)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.delivery_tag)
+        .collect();
     give_back_and_close(bus, channel, connection, &rest, operation).await
 }
 
@@ -420,10 +429,6 @@ pub(crate) async fn list(
     )
     .await;
     result.and(settled).map(|()| parked)
-}
-
-fn tags(held: &[Delivery]) -> Vec<DeliveryTag> {
-    held.iter().map(|d| d.delivery_tag).collect()
 }
 
 pub(crate) async fn replay(
