@@ -1,9 +1,11 @@
 //! The `[database]` section every service with a database reads, its validation, and the one
 //! way to open a connection pool from it.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -90,4 +92,64 @@ pub async fn connect(
             url: ::bus::redact_url(url),
             source,
         })
+}
+
+/// The PostgreSQL advisory lock every idbridge migration holds: "idbridge" in ASCII. Advisory
+/// locks belong to one database, so migrations of separate databases never wait for each other.
+pub const MIGRATION_LOCK_KEY: i64 = 0x6964_6272_6964_6765;
+
+fn sqlx_err(e: sqlx::Error) -> DbErr {
+    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
+/// Runs `migrations` (a service's `Migrator::up`, on `db`'s pool) while this process holds the
+/// database's migration lock, so processes migrating one PostgreSQL database at the same moment
+/// (replicas starting with `database.migrate = true`, `idbridge migrate` run twice) take turns
+/// instead of racing: unguarded, `CREATE TABLE IF NOT EXISTS` and the migration history's
+/// primary key fail in all but one of them. The next one waits, then finds nothing left to
+/// apply. A process that has to wait says so in its log.
+///
+/// The lock ([`MIGRATION_LOCK_KEY`]) is a session-level advisory lock on a connection of its
+/// own, taken out of the pool (the pool may open a replacement, so a pool of one still
+/// migrates), and it is released by closing that connection: also when this future is dropped,
+/// and by PostgreSQL when the process dies. Hold it once per process at a time: `migrations`
+/// must not call this function again (a second session of the same process would wait for the
+/// first for ever). On SQLite `migrations` simply runs (SQLite serialises writers itself, and
+/// one process uses the file).
+///
+/// # Errors
+/// The lock could not be taken (connection refused, server gone), or `migrations` failed.
+pub async fn with_migration_lock<T>(
+    db: &DatabaseConnection,
+    migrations: impl Future<Output = Result<T, DbErr>>,
+) -> Result<T, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return migrations.await;
+    }
+    let mut session = db
+        .get_postgres_connection_pool()
+        .acquire()
+        .await
+        .map_err(sqlx_err)?
+        .detach();
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .fetch_one(&mut session)
+        .await
+        .map_err(sqlx_err)?;
+    if !taken {
+        tracing::info!("another process is migrating this database; waiting for it to finish");
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut session)
+            .await
+            .map_err(sqlx_err)?;
+    }
+    let result = migrations.await;
+    // Ending the session releases the lock; a failed goodbye changes nothing for the
+    // migrations (the server ends the session when the socket closes).
+    if let Err(e) = sqlx::Connection::close(session).await {
+        tracing::debug!(error = %e, "closing the migration lock's connection");
+    }
+    result
 }

@@ -4,8 +4,8 @@
 //!   optional TOML file, then environment variables `IDBRIDGE__SECTION__KEY` — deserialized
 //!   into the service's own structs, then validated ([`config::Validate`]) so that a bad value
 //!   fails at start with the key and the fix, never later.
-//! - [`database`]: the `[database]` section and the connection pool every service opens
-//!   from it (SQLite in WAL mode).
+//! - [`database`]: the `[database]` section, the connection pool every service opens
+//!   from it (SQLite in WAL mode), and the lock migrations hold on PostgreSQL.
 //! - [`bus`]: the `[bus]` section and the bus (RabbitMQ or in-process) opened from it.
 //! - [`ratelimit`]: a token bucket in the database, so that every replica of one ORCID
 //!   client shares that client's rate limit (with an in-process fallback during outages).

@@ -109,6 +109,38 @@ async fn migrate_creates_every_services_tables() {
     drop_database(&db_name).await;
 }
 
+/// Replicas starting with `database.migrate = true`, or a migration Job run twice, migrate one
+/// database at the same moment. Without the migration lock most of them failed
+/// (`duplicate key value violates unique constraint "pg_type_typname_nsp_index"`, or the
+/// migration history's primary key).
+#[tokio::test]
+async fn migrate_commands_running_at_once_on_a_fresh_database_all_succeed() {
+    let (db_url, db_name) = create_database().await;
+    // All started before any is awaited.
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let mut command = idbridge(&["migrate"]);
+            command.env("IDBRIDGE__DATABASE__URL", &db_url);
+            tokio::task::spawn_blocking(move || run(command, DEADLINE))
+        })
+        .collect();
+    for run in runs {
+        let run = run.await.expect("join");
+        assert_eq!(run.code(), Some(0), "{}\n{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains("writer: migrations applied"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(table_count(&db_url, "writer_").await > 0, "writer tables");
+    assert!(
+        table_count(&db_url, "token_vault_").await > 0,
+        "vault tables"
+    );
+    drop_database(&db_name).await;
+}
+
 #[test]
 fn migrate_on_sqlite_skips_the_webhook_receiver_unless_it_is_named() {
     let dir = TempDir::new();

@@ -27,7 +27,8 @@ impl MigratorTrait for Migrator {
     }
 }
 
-/// Applies every pending migration of the invitations table. Idempotent.
+/// Applies every pending migration of the invitations table. Idempotent. Takes no migration
+/// lock of its own: `writer::migrate` calls it while holding the writer's.
 ///
 /// # Errors
 /// Database errors.

@@ -1,9 +1,16 @@
 //! The shared `[database]` section: its validation messages and the pool it opens.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use idbridge_platform::config::{Problems, Validate};
-use idbridge_platform::database::{DatabaseConfig, connect};
-use sea_orm::{ConnectionTrait, Statement};
+use idbridge_platform::database::{DatabaseConfig, connect, with_migration_lock};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement};
 use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+use crate::ratelimit::PgDb;
 
 fn config(url: &str, max_connections: u32) -> DatabaseConfig {
     DatabaseConfig {
@@ -118,7 +125,7 @@ async fn an_unreachable_database_is_named_without_its_password() {
 }
 
 /// `application_name` of a fresh connection from `db`'s pool.
-async fn application_name(db: &sea_orm::DatabaseConnection) -> String {
+async fn application_name(db: &DatabaseConnection) -> String {
     db.query_one_raw(Statement::from_string(
         db.get_database_backend(),
         "SELECT current_setting('application_name') AS name",
@@ -151,4 +158,147 @@ async fn a_postgres_connection_names_its_service_unless_the_url_names_one() {
         .unwrap();
     assert_eq!(application_name(&db).await, "ops-console");
     db.close().await.unwrap();
+}
+
+/// Sessions of `db`'s database holding (`granted`) or waiting for an advisory lock.
+async fn advisory_locks(db: &DatabaseConnection, granted: bool) -> i64 {
+    db.query_one_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted = $1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [granted.into()],
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get("", "n")
+    .unwrap()
+}
+
+/// Polls until `advisory_locks(db, granted)` is `n` (10 s at most).
+async fn until_advisory_locks(db: &DatabaseConnection, granted: bool, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = advisory_locks(db, granted).await;
+        if now == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} advisory lock(s) with granted = {granted}, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn migrations_of_two_processes_take_turns_and_the_lock_is_released_however_they_end() {
+    let pg = PgDb::create().await;
+    // Two pools of one connection each, as two replicas would open them.
+    let first = connect(&config(pg.url(), 1), "idbridge-test-first")
+        .await
+        .unwrap();
+    let second = connect(&config(pg.url(), 1), "idbridge-test-second")
+        .await
+        .unwrap();
+    let observer = pg.pool().await;
+
+    let (entered, entered_rx) = oneshot::channel();
+    let (finish, finish_rx) = oneshot::channel::<()>();
+    let first_run = tokio::spawn({
+        let first = first.clone();
+        async move {
+            with_migration_lock(&first, async {
+                // A pool of one still serves the migrations: the lock's connection left it.
+                first
+                    .execute_unprepared("CREATE TABLE first_service (id INTEGER)")
+                    .await?;
+                let _ = entered.send(());
+                let _ = finish_rx.await;
+                Ok::<_, DbErr>("first")
+            })
+            .await
+        }
+    });
+    entered_rx.await.expect("the first migrations run");
+    assert_eq!(
+        advisory_locks(&observer, true).await,
+        1,
+        "the first holds it"
+    );
+
+    let second_ran = Arc::new(AtomicBool::new(false));
+    let second_run = tokio::spawn({
+        let (second, ran) = (second.clone(), second_ran.clone());
+        async move {
+            with_migration_lock(&second, async {
+                ran.store(true, Ordering::SeqCst);
+                second
+                    .execute_unprepared("CREATE TABLE second_service (id INTEGER)")
+                    .await?;
+                Ok::<_, DbErr>("second")
+            })
+            .await
+        }
+    });
+    // The second waits inside PostgreSQL, its migrations not started.
+    until_advisory_locks(&observer, false, 1).await;
+    assert!(
+        !second_ran.load(Ordering::SeqCst),
+        "ran while the first held the lock"
+    );
+
+    finish.send(()).unwrap();
+    assert_eq!(first_run.await.unwrap().unwrap(), "first");
+    assert_eq!(second_run.await.unwrap().unwrap(), "second");
+    until_advisory_locks(&observer, true, 0).await;
+
+    // Failed migrations release it, and so do migrations whose future is dropped.
+    let failed = with_migration_lock(&first, async {
+        Err::<(), _>(DbErr::Custom("TEST migration failure".to_owned()))
+    })
+    .await;
+    assert!(
+        matches!(&failed, Err(DbErr::Custom(m)) if m == "TEST migration failure"),
+        "{failed:?}"
+    );
+    let (entered, entered_rx) = oneshot::channel();
+    let abandoned = tokio::spawn({
+        let first = first.clone();
+        async move {
+            with_migration_lock(&first, async {
+                let _ = entered.send(());
+                std::future::pending::<()>().await;
+                Ok::<_, DbErr>(())
+            })
+            .await
+        }
+    });
+    entered_rx.await.expect("the abandoned migrations run");
+    abandoned.abort();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        with_migration_lock(&second, async { Ok::<_, DbErr>(()) }),
+    )
+    .await
+    .expect("the lock of dropped migrations is released")
+    .unwrap();
+
+    for db in [first, second, observer] {
+        let _ = db.close().await;
+    }
+    pg.drop().await;
+}
+
+#[tokio::test]
+async fn on_sqlite_the_migrations_simply_run() {
+    let db = connect(&config("sqlite::memory:", 1), "idbridge-test")
+        .await
+        .unwrap();
+    let result = with_migration_lock(&db, async {
+        db.execute_unprepared("CREATE TABLE t (id INTEGER)").await?;
+        Ok::<_, DbErr>(7)
+    })
+    .await;
+    assert_eq!(result.unwrap(), 7);
 }

@@ -45,6 +45,11 @@ impl PgDb {
         }
     }
 
+    /// Its URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A new pool, as a separate replica would open.
     pub(crate) async fn pool(&self) -> DatabaseConnection {
         Database::connect(&self.url).await.unwrap()

@@ -3,6 +3,7 @@
 //! (monolithic mode) keep separate histories.
 
 use bus::migration::TableNames;
+use idbridge_platform::database::with_migration_lock;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::sea_orm::{DbErr, DynIden};
 use sea_orm_migration::sea_query::{Alias, IntoIden};
@@ -31,8 +32,12 @@ impl MigratorTrait for Migrator {
 
 /// Applies every pending migration of the portal. Idempotent.
 ///
+/// Holds the database's migration lock meanwhile
+/// ([`idbridge_platform::database::with_migration_lock`]), so replicas migrating at once take
+/// turns.
+///
 /// # Errors
 /// Database errors.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    with_migration_lock(db, Migrator::up(db, None)).await
 }

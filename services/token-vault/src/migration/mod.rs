@@ -8,6 +8,7 @@ mod m20261201_000002_create_audit;
 mod m20261201_000003_create_client_tokens;
 
 use bus::migration::TableNames;
+use idbridge_platform::database::with_migration_lock;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::sea_orm::{DbErr, DynIden};
 use sea_orm_migration::sea_query::{Alias, IntoIden};
@@ -41,8 +42,12 @@ impl MigratorTrait for Migrator {
 /// Applies every pending migration of the vault (its tables and its outbox/inbox).
 /// Idempotent; `idbridge migrate` calls it.
 ///
+/// Holds the database's migration lock meanwhile
+/// ([`idbridge_platform::database::with_migration_lock`]), so replicas migrating at once take
+/// turns.
+///
 /// # Errors
 /// Database errors.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    with_migration_lock(db, Migrator::up(db, None)).await
 }

@@ -10,6 +10,7 @@ mod m20261206_000004_attempts_at_index;
 mod m20261206_000005_create_clean_sections;
 
 use bus::migration::TableNames;
+use idbridge_platform::database::with_migration_lock;
 use sea_orm::DatabaseConnection;
 use sea_orm_migration::sea_orm::{DbErr, DynIden};
 use sea_orm_migration::sea_query::{Alias, IntoIden};
@@ -47,9 +48,16 @@ impl MigratorTrait for Migrator {
 /// `invitations`, history `invitations_migrations`; created whether or not invitations are
 /// enabled, so turning them on needs no migration). Idempotent; `idbridge migrate` calls it.
 ///
+/// Holds the database's migration lock meanwhile
+/// ([`idbridge_platform::database::with_migration_lock`]), so replicas migrating at once take
+/// turns.
+///
 /// # Errors
 /// Database errors.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await?;
-    invitations::migrate(db).await
+    with_migration_lock(db, async {
+        Migrator::up(db, None).await?;
+        invitations::migrate(db).await
+    })
+    .await
 }
