@@ -79,6 +79,16 @@ pub async fn migrate(
     file: Option<&Path>,
     out: &mut impl Write,
 ) -> Result<u8, Error> {
+    // Warnings, and the wait for another process's migrations, go to stderr (a migration
+    // Job's log); stdout keeps one line per service. `RUST_LOG` overrides the filter.
+    let _telemetry = idbridge_platform::telemetry::init_with_writer(
+        &idbridge_platform::telemetry::TelemetryConfig {
+            format: idbridge_platform::telemetry::LogFormat::Compact,
+            filter: "warn,idbridge_platform::database=info".to_owned(),
+            ..Default::default()
+        },
+        std::io::stderr,
+    )?;
     let explicit = !services.is_empty();
     let all = [
         ServiceName::TokenVault,

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{
+    ConnAcquireErr, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -98,24 +100,41 @@ pub async fn connect(
 /// locks belong to one database, so migrations of separate databases never wait for each other.
 pub const MIGRATION_LOCK_KEY: i64 = 0x6964_6272_6964_6765;
 
-fn sqlx_err(e: sqlx::Error) -> DbErr {
-    DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e)))
+/// As sea-orm maps a failed pool acquire.
+fn acquire_err(e: sqlx::Error) -> DbErr {
+    match e {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        e => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))),
+    }
+}
+
+fn query_err(e: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
 /// Runs `migrations` (a service's `Migrator::up`, on `db`'s pool) while this process holds the
 /// database's migration lock, so processes migrating one PostgreSQL database at the same moment
-/// (replicas starting with `database.migrate = true`, `idbridge migrate` run twice) take turns
-/// instead of racing: unguarded, `CREATE TABLE IF NOT EXISTS` and the migration history's
+/// (replicas starting with `database.migrate = true`, the migration Jobs of two releases) take
+/// turns instead of racing: unguarded, `CREATE TABLE IF NOT EXISTS` and the migration history's
 /// primary key fail in all but one of them. The next one waits, then finds nothing left to
-/// apply. A process that has to wait says so in its log.
+/// apply. A process that has to wait logs so (info, target `idbridge_platform::database`).
 ///
-/// The lock ([`MIGRATION_LOCK_KEY`]) is a session-level advisory lock on a connection of its
-/// own, taken out of the pool (the pool may open a replacement, so a pool of one still
-/// migrates), and it is released by closing that connection: also when this future is dropped,
-/// and by PostgreSQL when the process dies. Hold it once per process at a time: `migrations`
-/// must not call this function again (a second session of the same process would wait for the
-/// first for ever). On SQLite `migrations` simply runs (SQLite serialises writers itself, and
-/// one process uses the file).
+/// The lock ([`MIGRATION_LOCK_KEY`]) is a transaction-level advisory lock, taken in a
+/// transaction kept open on a connection of its own, out of the pool (the pool may open a
+/// replacement, so a pool of one still migrates). It ends with that transaction: rolled back
+/// when the migrations are done, aborted by PostgreSQL when the connection closes (this future
+/// dropped, the process dead). A transaction, not the session, holds it so that it also works
+/// through PgBouncer in transaction pooling mode, which keeps a server connection with its
+/// client only while a transaction is open. The session's TCP keepalives are shortened for the
+/// transaction (30 s idle, then 3 probes 10 s apart), so a lock left by a machine that vanished
+/// is freed in about a minute rather than after the operating system's two hours. A future
+/// dropped while it still waits leaves its request queued in PostgreSQL until the lock is
+/// free; that session then sees the closed socket and ends.
+///
+/// Hold it once per process at a time: `migrations` must not call this function again (a
+/// second session of the same process would wait for the first for ever). On SQLite
+/// `migrations` simply run: one process uses the file.
 ///
 /// # Errors
 /// The lock could not be taken (connection refused, server gone), or `migrations` failed.
@@ -130,24 +149,40 @@ pub async fn with_migration_lock<T>(
         .get_postgres_connection_pool()
         .acquire()
         .await
-        .map_err(sqlx_err)?
+        .map_err(acquire_err)?
         .detach();
-    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(MIGRATION_LOCK_KEY)
-        .fetch_one(&mut session)
+    let mut lock = sqlx::Connection::begin(&mut session)
         .await
-        .map_err(sqlx_err)?;
+        .map_err(query_err)?;
+    for setting in [
+        "SET LOCAL tcp_keepalives_idle = 30",
+        "SET LOCAL tcp_keepalives_interval = 10",
+        "SET LOCAL tcp_keepalives_count = 3",
+    ] {
+        sqlx::query(setting)
+            .execute(&mut *lock)
+            .await
+            .map_err(query_err)?;
+    }
+    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK_KEY)
+        .fetch_one(&mut *lock)
+        .await
+        .map_err(query_err)?;
     if !taken {
         tracing::info!("another process is migrating this database; waiting for it to finish");
-        sqlx::query("SELECT pg_advisory_lock($1)")
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
-            .execute(&mut session)
+            .execute(&mut *lock)
             .await
-            .map_err(sqlx_err)?;
+            .map_err(query_err)?;
     }
     let result = migrations.await;
-    // Ending the session releases the lock; a failed goodbye changes nothing for the
-    // migrations (the server ends the session when the socket closes).
+    // Ending the transaction releases the lock; should the rollback or the goodbye fail, the
+    // closed socket ends the session and PostgreSQL aborts the transaction all the same.
+    if let Err(e) = lock.rollback().await {
+        tracing::debug!(error = %e, "ending the migration lock's transaction");
+    }
     if let Err(e) = sqlx::Connection::close(session).await {
         tracing::debug!(error = %e, "closing the migration lock's connection");
     }

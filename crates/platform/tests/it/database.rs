@@ -220,7 +220,10 @@ async fn migrations_of_two_processes_take_turns_and_the_lock_is_released_however
             .await
         }
     });
-    entered_rx.await.expect("the first migrations run");
+    tokio::time::timeout(Duration::from_secs(10), entered_rx)
+        .await
+        .expect("the first migrations start")
+        .expect("the first migrations run");
     assert_eq!(
         advisory_locks(&observer, true).await,
         1,
@@ -262,6 +265,7 @@ async fn migrations_of_two_processes_take_turns_and_the_lock_is_released_however
         matches!(&failed, Err(DbErr::Custom(m)) if m == "TEST migration failure"),
         "{failed:?}"
     );
+    until_advisory_locks(&observer, true, 0).await;
     let (entered, entered_rx) = oneshot::channel();
     let abandoned = tokio::spawn({
         let first = first.clone();
@@ -274,7 +278,10 @@ async fn migrations_of_two_processes_take_turns_and_the_lock_is_released_however
             .await
         }
     });
-    entered_rx.await.expect("the abandoned migrations run");
+    tokio::time::timeout(Duration::from_secs(10), entered_rx)
+        .await
+        .expect("the abandoned migrations start: the lock is free")
+        .expect("the abandoned migrations run");
     abandoned.abort();
     tokio::time::timeout(
         Duration::from_secs(10),
