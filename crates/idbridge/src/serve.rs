@@ -602,11 +602,21 @@ pub async fn serve(
 
     let mut tasks = Vec::new();
     let mut failure = None;
+    let mut all_started = true;
     for name in &names {
-        if shutdown.is_cancelled() {
-            break;
-        }
-        match start(*name, file, &shutdown).await {
+        // A stop asked for while a service starts (waiting for the database, or for another
+        // replica's migrations) ends the start: nothing of that service runs yet, and the
+        // services already started stop as usual below.
+        let started = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                tracing::info!(service = name.as_str(), "stopping before this service started");
+                all_started = false;
+                break;
+            }
+            started = start(*name, file, &shutdown) => started,
+        };
+        match started {
             Ok(started) => {
                 let _ = writeln!(out, "{}", started.note);
                 let _ = out.flush();
@@ -622,7 +632,7 @@ pub async fn serve(
             }
         }
     }
-    if failure.is_none() {
+    if failure.is_none() && all_started {
         let _ = writeln!(
             out,
             "idbridge serving: {}",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bus::Topology;
 use bus::events::exchanges;
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Database, DbBackend, Statement, TransactionTrait};
 
 use crate::helpers::*;
 
@@ -388,4 +388,71 @@ async fn readyz_names_what_is_down() {
         .await;
     bus.close().await;
     sim.stop().await;
+}
+
+/// Advisory locks of this test's database, waiting or held.
+async fn advisory_locks(db: &sea_orm::DatabaseConnection, granted: bool) -> i64 {
+    db.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT COUNT(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted = $1 \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        [granted.into()],
+    ))
+    .await
+    .expect("pg_locks")
+    .expect("row")
+    .try_get("", "n")
+    .expect("n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_serve_while_it_waits_for_another_replicas_migrations() {
+    let sim = simulator().await;
+    let (db_url, db_name) = create_database().await;
+    let prefix = prefix();
+    let dir = TempDir::new();
+    let file = config_file(&dir, &db_url, &prefix, sim.base_url());
+
+    // Another replica is migrating: it holds the migration lock in an open transaction.
+    let holder = Database::connect(&db_url).await.expect("connect");
+    let migrating = holder.begin().await.expect("begin");
+    migrating
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [idbridge_platform::database::MIGRATION_LOCK_KEY.into()],
+        ))
+        .await
+        .expect("the migration lock");
+
+    let mut process = Running::spawn(serve_command(&["token-vault", "writer"], &file));
+    let _admin = process.admin_url();
+    // The token vault's start waits inside PostgreSQL for the lock.
+    let end = Instant::now() + DEADLINE;
+    while advisory_locks(&holder, false).await != 1 {
+        assert!(
+            Instant::now() < end,
+            "serve never waited for the migration lock; stdout:\n{}",
+            process.seen.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM while it waits: it stops at once, cleanly, without starting anything.
+    process.signal("TERM");
+    let asked = Instant::now();
+    let status = tokio::task::block_in_place(|| process.wait_exit(Duration::from_secs(15)));
+    let stdout = process.seen.join("\n");
+    assert_eq!(status.code(), Some(0), "stdout:\n{stdout}");
+    assert!(stdout.contains("idbridge stopped cleanly"), "{stdout}");
+    assert!(!stdout.contains("idbridge serving"), "{stdout}");
+    eprintln!("stopped {:?} after SIGTERM", asked.elapsed());
+
+    // The other replica's migrations are undisturbed, and nothing of ours was migrated.
+    assert_eq!(advisory_locks(&holder, true).await, 1);
+    migrating.rollback().await.expect("rollback");
+    assert_eq!(table_count(&db_url, "token_vault_").await, 0);
+    let _ = holder.close().await;
+    sim.stop().await;
+    drop_database(&db_name).await;
 }
