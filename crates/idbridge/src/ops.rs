@@ -6,6 +6,7 @@ use std::path::Path;
 use bus::parking::Selection;
 use idbridge_platform::database;
 use secrecy::ExposeSecret;
+use tracing::Instrument;
 
 use crate::cli::ServiceName;
 use crate::config::{DatabaseOnly, IdbridgeConfig};
@@ -36,12 +37,14 @@ async fn migrate_one(service: ServiceName, file: Option<&Path>) -> Result<(), Er
         ServiceName::Portal => portal::config::DEFAULTS,
     };
     let db = connect_db(name, defaults, file).await?;
+    // The span names the service in what the migrations log (the lock's wait among them).
+    let span = tracing::info_span!("migrate", service = name);
     let result = match service {
-        ServiceName::TokenVault => token_vault::migrate(&db).await,
-        ServiceName::Writer => writer::migrate(&db).await,
-        ServiceName::Reader => reader::migrate(&db).await,
-        ServiceName::WebhookReceiver => webhook_receiver::migrate(&db).await,
-        ServiceName::Portal => portal::migrate(&db).await,
+        ServiceName::TokenVault => token_vault::migrate(&db).instrument(span).await,
+        ServiceName::Writer => writer::migrate(&db).instrument(span).await,
+        ServiceName::Reader => reader::migrate(&db).instrument(span).await,
+        ServiceName::WebhookReceiver => webhook_receiver::migrate(&db).instrument(span).await,
+        ServiceName::Portal => portal::migrate(&db).instrument(span).await,
     };
     let _ = db.close().await;
     result.map_err(|source| Error::Migrate {
@@ -84,7 +87,7 @@ pub async fn migrate(
     let _telemetry = idbridge_platform::telemetry::init_with_writer(
         &idbridge_platform::telemetry::TelemetryConfig {
             format: idbridge_platform::telemetry::LogFormat::Compact,
-            filter: "warn,idbridge_platform::database=info".to_owned(),
+            filter: "warn,idbridge::ops=info,idbridge_platform::database=info".to_owned(),
             ..Default::default()
         },
         std::io::stderr,

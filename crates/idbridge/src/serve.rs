@@ -17,6 +17,7 @@ use idbridge_platform::{bus as platform_bus, database, metrics as platform_metri
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::admin::collectors::Source;
 use crate::admin::{AdminServer, AdminState, Probe};
@@ -481,12 +482,35 @@ pub async fn start(
     file: Option<&Path>,
     shutdown: &CancellationToken,
 ) -> Result<Started, Error> {
+    // The span names the service in what its start logs (a wait for the migration lock,
+    // a database that does not answer).
+    let span = tracing::info_span!("start", service = name.as_str());
     match name {
-        ServiceName::TokenVault => start_service::<TokenVault>(file, shutdown).await,
-        ServiceName::Writer => start_service::<Writer>(file, shutdown).await,
-        ServiceName::Reader => start_service::<Reader>(file, shutdown).await,
-        ServiceName::WebhookReceiver => start_service::<WebhookReceiver>(file, shutdown).await,
-        ServiceName::Portal => start_service::<Portal>(file, shutdown).await,
+        ServiceName::TokenVault => {
+            start_service::<TokenVault>(file, shutdown)
+                .instrument(span)
+                .await
+        }
+        ServiceName::Writer => {
+            start_service::<Writer>(file, shutdown)
+                .instrument(span)
+                .await
+        }
+        ServiceName::Reader => {
+            start_service::<Reader>(file, shutdown)
+                .instrument(span)
+                .await
+        }
+        ServiceName::WebhookReceiver => {
+            start_service::<WebhookReceiver>(file, shutdown)
+                .instrument(span)
+                .await
+        }
+        ServiceName::Portal => {
+            start_service::<Portal>(file, shutdown)
+                .instrument(span)
+                .await
+        }
     }
 }
 

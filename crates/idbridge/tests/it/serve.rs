@@ -446,6 +446,15 @@ async fn sigterm_stops_serve_while_it_waits_for_another_replicas_migrations() {
     assert_eq!(status.code(), Some(0), "stdout:\n{stdout}");
     assert!(stdout.contains("idbridge stopped cleanly"), "{stdout}");
     assert!(!stdout.contains("idbridge serving"), "{stdout}");
+    // The wait was logged, naming the service.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("another process is migrating this database")
+                && l.contains("start")
+                && l.contains("token-vault")),
+        "{stdout}"
+    );
     eprintln!("stopped {:?} after SIGTERM", asked.elapsed());
 
     // The other replica's migrations are undisturbed, and nothing of ours was migrated.
