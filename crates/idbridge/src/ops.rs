@@ -39,13 +39,17 @@ async fn migrate_one(service: ServiceName, file: Option<&Path>) -> Result<(), Er
     let db = connect_db(name, defaults, file).await?;
     // The span names the service in what the migrations log (the lock's wait among them).
     let span = tracing::info_span!("migrate", service = name);
-    let result = match service {
-        ServiceName::TokenVault => token_vault::migrate(&db).instrument(span).await,
-        ServiceName::Writer => writer::migrate(&db).instrument(span).await,
-        ServiceName::Reader => reader::migrate(&db).instrument(span).await,
-        ServiceName::WebhookReceiver => webhook_receiver::migrate(&db).instrument(span).await,
-        ServiceName::Portal => portal::migrate(&db).instrument(span).await,
-    };
+    let result = async {
+        match service {
+            ServiceName::TokenVault => token_vault::migrate(&db).await,
+            ServiceName::Writer => writer::migrate(&db).await,
+            ServiceName::Reader => reader::migrate(&db).await,
+            ServiceName::WebhookReceiver => webhook_receiver::migrate(&db).await,
+            ServiceName::Portal => portal::migrate(&db).await,
+        }
+    }
+    .instrument(span)
+    .await;
     let _ = db.close().await;
     result.map_err(|source| Error::Migrate {
         service: name,

@@ -485,33 +485,17 @@ pub async fn start(
     // The span names the service in what its start logs (a wait for the migration lock,
     // a database that does not answer).
     let span = tracing::info_span!("start", service = name.as_str());
-    match name {
-        ServiceName::TokenVault => {
-            start_service::<TokenVault>(file, shutdown)
-                .instrument(span)
-                .await
-        }
-        ServiceName::Writer => {
-            start_service::<Writer>(file, shutdown)
-                .instrument(span)
-                .await
-        }
-        ServiceName::Reader => {
-            start_service::<Reader>(file, shutdown)
-                .instrument(span)
-                .await
-        }
-        ServiceName::WebhookReceiver => {
-            start_service::<WebhookReceiver>(file, shutdown)
-                .instrument(span)
-                .await
-        }
-        ServiceName::Portal => {
-            start_service::<Portal>(file, shutdown)
-                .instrument(span)
-                .await
+    async {
+        match name {
+            ServiceName::TokenVault => start_service::<TokenVault>(file, shutdown).await,
+            ServiceName::Writer => start_service::<Writer>(file, shutdown).await,
+            ServiceName::Reader => start_service::<Reader>(file, shutdown).await,
+            ServiceName::WebhookReceiver => start_service::<WebhookReceiver>(file, shutdown).await,
+            ServiceName::Portal => start_service::<Portal>(file, shutdown).await,
         }
     }
+    .instrument(span)
+    .await
 }
 
 /// [`start`] for the service `S`: its configuration, the connections, the built service
