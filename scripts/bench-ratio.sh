@@ -9,7 +9,10 @@
 # so it is shortened to 24 researchers unless BENCH_LIMITED_EVENTS is set; every other
 # BENCH_* and TEST_* variable is passed on. The host's speed drifts between runs and within
 # one (docs/benchmarks.md), so one run's ratio is one sample: this prints every run's figures
-# and then their mean, median, lowest and highest, and how many reached the target (≥ 0.5).
+# and then their mean, median, lowest, highest and standard deviation, and how many reached
+# the target (≥ 0.5). Beside them, the benchmark's "host check" (a diagnostic, not the
+# target): the ratio had the writer's statements cost PostgreSQL the same CPU in the
+# pipeline's window as alone.
 # Each run's whole output is kept in target/test-artifacts/e2e/bench-ratio/run-<n>.log.
 # Needs what the benchmark needs: PostgreSQL, RabbitMQ with the consistent-hash exchange
 # plugin (enabled here when rabbitmq-plugins is on this machine), and nothing else busy.
@@ -22,33 +25,43 @@ if ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 if command -v rabbitmq-plugins >/dev/null 2>&1; then
-  rabbitmq-plugins enable --quiet rabbitmq_consistent_hash_exchange >/dev/null
+  rabbitmq-plugins enable --quiet rabbitmq_consistent_hash_exchange >/dev/null 2>&1 ||
+    echo "bench-ratio.sh: warning: could not enable rabbitmq_consistent_hash_exchange here; the broker at TEST_AMQP_URL needs it" >&2
 fi
 export BENCH_LIMITED_EVENTS="${BENCH_LIMITED_EVENTS:-24}"
 logs=target/test-artifacts/e2e/bench-ratio
 mkdir -p "$logs"
+rm -f "$logs"/run-*.log
 summary="$logs/ratios.tsv"
-printf 'run\tended (UTC)\tpipeline events/s\tslowest part\tcapacity/s\tratio\tCPU ms per event\n' >"$summary"
+printf 'run\tended (UTC)\tpipeline events/s\tslowest part\tcapacity/s\tratio\tCPU ms per event\tratio at equal PostgreSQL cost\n' >"$summary"
+
+fail() { # run log what
+  echo "bench-ratio.sh: run $1 $3; its output is in $2" >&2
+  exit 1
+}
+number() { [[ "$1" =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
 
 for n in $(seq 1 "$runs"); do
   log="$logs/run-$n.log"
   if ! cargo bench -q -p idbridge-e2e --bench pipeline >"$log" 2>&1; then
-    echo "bench-ratio.sh: run $n failed; its output is in $log" >&2
     tail -n 20 "$log" >&2
-    exit 1
+    fail "$n" "$log" "failed"
   fi
   # "pipeline / slowest part (PostgreSQL, 675/s): 395 / 675 = 0.59 (target >= 0.5)"
-  line=$(grep -m1 '^pipeline / slowest part' "$log") || {
-    echo "bench-ratio.sh: run $n printed no ratio; its output is in $log" >&2
-    exit 1
-  }
-  slowest=$(sed -E 's/^pipeline \/ slowest part \(([^,]+),.*/\1/' <<<"$line")
-  read -r events capacity ratio < <(sed -E 's/.*: ([0-9.]+) \/ ([0-9.]+) = ([0-9.]+) .*/\1 \2 \3/' <<<"$line")
+  line=$(grep -m1 '^pipeline / slowest part' "$log") || fail "$n" "$log" "printed no ratio"
+  fields=$(sed -nE 's/^pipeline \/ slowest part \(([^,]+), [^)]*\): ([0-9.]+) \/ ([0-9.]+) = ([0-9.]+) .*/\1\t\2\t\3\t\4/p' <<<"$line")
+  IFS=$'\t' read -r slowest events capacity ratio <<<"$fields"
+  number "${events:-}" && number "${capacity:-}" && number "${ratio:-}" ||
+    fail "$n" "$log" "printed a ratio line this script cannot read: $line"
   # "  CPU from first publish to last put code: 2.18 s in all = 4.36 ms per event, …" (the
-  # pipeline's; part 3's rounds print the same line later)
-  cpu=$(grep -m1 'CPU from first publish' "$log" | sed -E 's/.*= ([0-9.]+) ms per event.*/\1/')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(date -u +%H:%M:%S)" "$events" "$slowest" \
-    "$capacity" "$ratio" "$cpu" >>"$summary"
+  # pipeline's comes first; part 3's rounds print the same line later)
+  cpu=$(grep -m1 'CPU from first publish' "$log" | sed -nE 's/.*= ([0-9.]+) ms per event.*/\1/p') || true
+  number "${cpu:-}" || fail "$n" "$log" "printed no CPU per event"
+  # "  host check (diagnostic, not the target): … at equal cost the ratio would be 0.62"
+  # (printed when PostgreSQL is the slowest part)
+  equal=$(grep -m1 'host check' "$log" | sed -nE 's/.*at equal cost the ratio would be ([0-9.]+).*/\1/p') || true
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(date -u +%H:%M:%S)" "$events" "$slowest" \
+    "$capacity" "$ratio" "$cpu" "${equal:--}" >>"$summary"
   printf 'run %d/%d: pipeline %s events/s, %s alone %s/s, ratio %s, %s ms CPU per event\n' \
     "$n" "$runs" "$events" "$slowest" "$capacity" "$ratio" "$cpu"
 done
@@ -56,10 +69,14 @@ done
 echo
 column -t -s $'\t' "$summary"
 tail -n +2 "$summary" | cut -f6 | sort -n | awk '
-  { r[NR] = $1; sum += $1; if ($1 >= 0.5) met++ }
+  { r[NR] = $1; sum += $1; sq += $1 * $1; if ($1 >= 0.5) met++ }
   END {
     median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    printf "\nratio over %d runs: mean %.2f, median %.2f, lowest %.2f, highest %.2f; %d of %d >= 0.5\n",
-      NR, sum / NR, median, r[1], r[NR], met, NR
+    sd = (NR > 1) ? sqrt((sq - sum * sum / NR) / (NR - 1)) : 0
+    printf "\nratio over %d runs: mean %.2f, median %.2f, lowest %.2f, highest %.2f, standard deviation %.2f; %d of %d >= 0.5 (as printed, two decimals)\n",
+      NR, sum / NR, median, r[1], r[NR], sd, met + 0, NR
   }'
+tail -n +2 "$summary" | cut -f8 | grep -E '^[0-9.]+$' | sort -n | awk '
+  { r[NR] = $1; sum += $1 }
+  END { if (NR) printf "diagnostic, not the target: the ratio at equal PostgreSQL cost per statement in the two windows, %d runs: mean %.2f, lowest %.2f, highest %.2f\n", NR, sum / NR, r[1], r[NR] }'
 echo "each run's output: $logs/run-<n>.log; the table: $summary"

@@ -143,6 +143,35 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
+/// A diagnostic beside the ratio, not the target: the writer's statements cost PostgreSQL
+/// the same work in the pipeline's window and alone, so their CPU per event in each tells how
+/// fast the host ran in the one against the other (plus what the pipeline's other processes
+/// do to PostgreSQL). The ratio at equal cost divides that out, and with it that real load.
+fn print_host_check(run: &pipeline::PipelineRun, alone: &pg::PgCapacity, ratio: f64) {
+    let Some(round) = run.rounds.first() else {
+        return;
+    };
+    let in_pipeline = round
+        .postgres_cpu
+        .iter()
+        .find(|(owner, _)| owner == "idbridge-writer")
+        .map(|(_, seconds)| seconds * 1000.0 / round.events.max(1) as f64);
+    let by_itself = alone
+        .cpu_ms_per_event
+        .iter()
+        .find(|(label, _)| label.starts_with("PostgreSQL"))
+        .map(|(_, ms)| *ms);
+    if let (Some(in_pipeline), Some(by_itself)) = (in_pipeline, by_itself)
+        && by_itself > 0.0
+    {
+        let slower = in_pipeline / by_itself;
+        println!(
+            "  host check (diagnostic, not the target): the writer's statements cost PostgreSQL {in_pipeline:.2} ms per event in the pipeline, {by_itself:.2} alone (x {slower:.2}); at equal cost the ratio would be {:.2}",
+            ratio * slower
+        );
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env();
@@ -218,6 +247,9 @@ async fn main() -> anyhow::Result<()> {
         run.events_per_second(),
         run.events_per_second() / capacity
     );
+    if slowest == "PostgreSQL" {
+        print_host_check(&run, &postgres, run.events_per_second() / capacity);
+    }
 
     // 3. Under ORCID's limit.
     let limited = pipeline::run(&settings, &bins, true, settings.limited_events)
