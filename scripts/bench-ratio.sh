@@ -62,8 +62,8 @@ for n in $(seq 1 "$runs"); do
   equal=$(grep -m1 'host check' "$log" | sed -nE 's/.*at equal cost the ratio would be ([0-9.]+).*/\1/p') || true
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$(date -u +%H:%M:%S)" "$events" "$slowest" \
     "$capacity" "$ratio" "$cpu" "${equal:--}" >>"$summary"
-  printf 'run %d/%d: pipeline %s events/s, %s alone %s/s, ratio %s, %s ms CPU per event\n' \
-    "$n" "$runs" "$events" "$slowest" "$capacity" "$ratio" "$cpu"
+  printf 'run %d/%d: pipeline %s events/s, %s alone %s/s, ratio %s, %s ms CPU per event, ratio at equal cost %s\n' \
+    "$n" "$runs" "$events" "$slowest" "$capacity" "$ratio" "$cpu" "${equal:--}"
 done
 
 echo
@@ -72,11 +72,17 @@ tail -n +2 "$summary" | cut -f6 | sort -n | awk '
   { r[NR] = $1; sum += $1; sq += $1 * $1; if ($1 >= 0.5) met++ }
   END {
     median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    sd = (NR > 1) ? sqrt((sq - sum * sum / NR) / (NR - 1)) : 0
+    var = (NR > 1) ? (sq - sum * sum / NR) / (NR - 1) : 0
+    sd = sqrt(var > 0 ? var : 0)
     printf "\nratio over %d runs: mean %.2f, median %.2f, lowest %.2f, highest %.2f, standard deviation %.2f; %d of %d >= 0.5 (as printed, two decimals)\n",
       NR, sum / NR, median, r[1], r[NR], sd, met + 0, NR
   }'
-tail -n +2 "$summary" | cut -f8 | grep -E '^[0-9.]+$' | sort -n | awk '
-  { r[NR] = $1; sum += $1 }
-  END { if (NR) printf "diagnostic, not the target: the ratio at equal PostgreSQL cost per statement in the two windows, %d runs: mean %.2f, lowest %.2f, highest %.2f\n", NR, sum / NR, r[1], r[NR] }'
+tail -n +2 "$summary" | cut -f8 | awk '/^[0-9.]+$/' | sort -n | awk '
+  { r[NR] = $1; sum += $1; sq += $1 * $1 }
+  END {
+    if (!NR) exit
+    var = (NR > 1) ? (sq - sum * sum / NR) / (NR - 1) : 0
+    printf "diagnostic, not the target: the ratio at equal PostgreSQL cost (host check), %d runs: mean %.2f, lowest %.2f, highest %.2f, standard deviation %.2f\n",
+      NR, sum / NR, r[1], r[NR], sqrt(var > 0 ? var : 0)
+  }'
 echo "each run's output: $logs/run-<n>.log; the table: $summary"

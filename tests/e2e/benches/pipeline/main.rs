@@ -143,10 +143,13 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
-/// A diagnostic beside the ratio, not the target: the writer's statements cost PostgreSQL
-/// the same work in the pipeline's window and alone, so their CPU per event in each tells how
-/// fast the host ran in the one against the other (plus what the pipeline's other processes
-/// do to PostgreSQL). The ratio at equal cost divides that out, and with it that real load.
+/// A diagnostic beside the ratio, not the target. The backends serving the writer in the
+/// pipeline's window and those serving PostgreSQL alone's connections run close to the same
+/// statements per event, so the quotient of their CPU per event says how much slower the host
+/// ran in the one window than in the other, plus what the pipeline's other processes cost
+/// PostgreSQL (the two cannot be told apart). The ratio times that quotient, "at equal
+/// cost", is the share of a core the writer's backends used in the pipeline over the share
+/// PostgreSQL alone's used: it divides out the drift, and that real cost with it.
 fn print_host_check(run: &pipeline::PipelineRun, alone: &pg::PgCapacity, ratio: f64) {
     let Some(round) = run.rounds.first() else {
         return;
@@ -156,17 +159,13 @@ fn print_host_check(run: &pipeline::PipelineRun, alone: &pg::PgCapacity, ratio: 
         .iter()
         .find(|(owner, _)| owner == "idbridge-writer")
         .map(|(_, seconds)| seconds * 1000.0 / round.events.max(1) as f64);
-    let by_itself = alone
-        .cpu_ms_per_event
-        .iter()
-        .find(|(label, _)| label.starts_with("PostgreSQL"))
-        .map(|(_, ms)| *ms);
+    let by_itself = alone.own_backends_ms_per_event;
     if let (Some(in_pipeline), Some(by_itself)) = (in_pipeline, by_itself)
         && by_itself > 0.0
     {
         let slower = in_pipeline / by_itself;
         println!(
-            "  host check (diagnostic, not the target): the writer's statements cost PostgreSQL {in_pipeline:.2} ms per event in the pipeline, {by_itself:.2} alone (x {slower:.2}); at equal cost the ratio would be {:.2}",
+            "  host check (diagnostic, not the target): PostgreSQL's backends for the writer used {in_pipeline:.2} ms per event in the pipeline, those for PostgreSQL alone {by_itself:.2} (x {slower:.2}: the host's drift between the windows and the other processes' cost to PostgreSQL); at equal cost the ratio would be {:.2}",
             ratio * slower
         );
     }
@@ -216,7 +215,11 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|(label, ms)| format!("{label} {ms:.2}"))
         .collect();
-    println!("  CPU per event, ms: {}", cpu.join(", "));
+    let own = postgres
+        .own_backends_ms_per_event
+        .map(|ms| format!(" (PostgreSQL for the pattern's connections {ms:.2})"))
+        .unwrap_or_default();
+    println!("  CPU per event, ms: {}{own}", cpu.join(", "));
     let client = sim::SimClient {
         id: "APP-PIPELINEBENCH001".to_owned(),
         secret: "pipeline-bench-secret".to_owned(),

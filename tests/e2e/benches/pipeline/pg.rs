@@ -73,6 +73,9 @@ pub async fn drop_databases(admin_url: &str, names: &[String]) -> anyhow::Result
     Ok(())
 }
 
+/// The `application_name` of the pattern's connections.
+const APPLICATION_NAME: &str = "idbridge-bench-postgres-alone";
+
 /// What one run of the pattern gave.
 pub struct PgCapacity {
     /// Events whose whole pattern completed, per second.
@@ -83,6 +86,10 @@ pub struct PgCapacity {
     /// writer's statements issued through the services' pool), from the first event to the
     /// drained outbox.
     pub cpu_ms_per_event: Vec<(String, f64)>,
+    /// The CPU milliseconds per event of the PostgreSQL backends serving this pattern's own
+    /// connections (`idbridge-bench-postgres-alone`), in the same window: what the pipeline
+    /// reports `for idbridge-writer`. `None` when none was found.
+    pub own_backends_ms_per_event: Option<f64>,
 }
 
 fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -141,7 +148,7 @@ async fn run(
             max_connections: pool,
             migrate: false,
         },
-        "idbridge-bench-postgres-alone",
+        APPLICATION_NAME,
     )
     .await?;
     writer::migrate(&db).await?;
@@ -210,12 +217,20 @@ async fn run(
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_ms_per_event = crate::cpu::sample(&[])
+    let cpu_after = crate::cpu::sample(&[]);
+    let cpu_ms_per_event = cpu_after
         .since(&cpu_before)
         .into_iter()
         .filter(|(label, _)| !label.starts_with("RabbitMQ"))
         .map(|(label, seconds)| (label, seconds * 1000.0 / events as f64))
         .collect();
+    let own_backends_ms_per_event = crate::cpu::postgres_by_owner(
+        &cpu_after.postgres_since(&cpu_before),
+        &crate::pipeline::postgres_owners(&db).await?,
+    )
+    .into_iter()
+    .find(|(owner, _)| owner == APPLICATION_NAME)
+    .map(|(_, seconds)| seconds * 1000.0 / events as f64);
     shutdown.cancel();
     let _ = relay_task.await;
     // The relay's own commits (lease + settle per round) are counted from the table: each
@@ -235,6 +250,7 @@ async fn run(
         events_per_second: events as f64 / elapsed,
         commits_per_second: (commits.load(Ordering::Relaxed) + relay_commits) as f64 / elapsed,
         cpu_ms_per_event,
+        own_backends_ms_per_event,
     })
 }
 

@@ -684,7 +684,7 @@ async fn one_round(
 
 /// Who each PostgreSQL server process works for: the client's `application_name` (`(none)`
 /// when it set none: this benchmark's own checks), or the background process's type.
-async fn postgres_owners(
+pub async fn postgres_owners(
     db: &DatabaseConnection,
 ) -> anyhow::Result<std::collections::BTreeMap<u32, String>> {
     let rows = db
