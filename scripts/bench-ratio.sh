@@ -68,21 +68,23 @@ done
 
 echo
 column -t -s $'\t' "$summary"
-tail -n +2 "$summary" | cut -f6 | sort -n | awk '
-  { r[NR] = $1; sum += $1; sq += $1 * $1; if ($1 >= 0.5) met++ }
-  END {
-    median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-    var = (NR > 1) ? (sq - sum * sum / NR) / (NR - 1) : 0
-    sd = sqrt(var > 0 ? var : 0)
-    printf "\nratio over %d runs: mean %.2f, median %.2f, lowest %.2f, highest %.2f, standard deviation %.2f; %d of %d >= 0.5 (as printed, two decimals)\n",
-      NR, sum / NR, median, r[1], r[NR], sd, met + 0, NR
-  }'
-tail -n +2 "$summary" | cut -f8 | awk '/^[0-9.]+$/' | sort -n | awk '
-  { r[NR] = $1; sum += $1; sq += $1 * $1 }
-  END {
-    if (!NR) exit
-    var = (NR > 1) ? (sq - sum * sum / NR) / (NR - 1) : 0
-    printf "diagnostic, not the target: the ratio at equal PostgreSQL cost (host check), %d runs: mean %.2f, lowest %.2f, highest %.2f, standard deviation %.2f\n",
-      NR, sum / NR, r[1], r[NR], sqrt(var > 0 ? var : 0)
-  }'
+# summarise COLUMN LABEL [TARGET]: mean, median, lowest, highest and standard deviation of the
+# numbers in the table's COLUMN (other cells skipped), and how many reached TARGET if given.
+summarise() {
+  tail -n +2 "$summary" | cut -f"$1" | awk '/^[0-9.]+$/' | sort -n |
+    awk -v label="$2" -v target="${3:-}" '
+      { r[NR] = $1; sum += $1; sq += $1 * $1; if (target != "" && $1 >= target) met++ }
+      END {
+        if (!NR) exit
+        median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+        var = (NR > 1) ? (sq - sum * sum / NR) / (NR - 1) : 0
+        printf "%s over %d runs: mean %.2f, median %.2f, lowest %.2f, highest %.2f, standard deviation %.2f",
+          label, NR, sum / NR, median, r[1], r[NR], sqrt(var > 0 ? var : 0)
+        if (target != "") printf "; %d of %d >= %s (as printed, two decimals)", met + 0, NR, target
+        printf "\n"
+      }'
+}
+echo
+summarise 6 "ratio" 0.5
+summarise 8 "diagnostic, not the target: the ratio at equal PostgreSQL cost (host check)"
 echo "each run's output: $logs/run-<n>.log; the table: $summary"

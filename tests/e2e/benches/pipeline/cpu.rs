@@ -113,3 +113,12 @@ pub fn postgres_by_owner(
     all.sort_by(|a, b| b.1.total_cmp(&a.1));
     all
 }
+
+/// CPU milliseconds per event of the PostgreSQL processes working for `owner`, in a list of
+/// [`postgres_by_owner`] over `events` events; `None` when none did.
+pub fn owner_ms_per_event(by_owner: &[(String, f64)], owner: &str, events: usize) -> Option<f64> {
+    by_owner
+        .iter()
+        .find(|(name, _)| name == owner)
+        .map(|(_, seconds)| seconds * 1000.0 / events.max(1) as f64)
+}

@@ -154,11 +154,7 @@ fn print_host_check(run: &pipeline::PipelineRun, alone: &pg::PgCapacity, ratio: 
     let Some(round) = run.rounds.first() else {
         return;
     };
-    let in_pipeline = round
-        .postgres_cpu
-        .iter()
-        .find(|(owner, _)| owner == "idbridge-writer")
-        .map(|(_, seconds)| seconds * 1000.0 / round.events.max(1) as f64);
+    let in_pipeline = cpu::owner_ms_per_event(&round.postgres_cpu, "idbridge-writer", round.events);
     let by_itself = alone.own_backends_ms_per_event;
     if let (Some(in_pipeline), Some(by_itself)) = (in_pipeline, by_itself)
         && by_itself > 0.0

@@ -224,13 +224,14 @@ async fn run(
         .filter(|(label, _)| !label.starts_with("RabbitMQ"))
         .map(|(label, seconds)| (label, seconds * 1000.0 / events as f64))
         .collect();
-    let own_backends_ms_per_event = crate::cpu::postgres_by_owner(
-        &cpu_after.postgres_since(&cpu_before),
-        &crate::pipeline::postgres_owners(&db).await?,
-    )
-    .into_iter()
-    .find(|(owner, _)| owner == APPLICATION_NAME)
-    .map(|(_, seconds)| seconds * 1000.0 / events as f64);
+    let own_backends_ms_per_event = crate::cpu::owner_ms_per_event(
+        &crate::cpu::postgres_by_owner(
+            &cpu_after.postgres_since(&cpu_before),
+            &crate::pipeline::postgres_owners(&db).await?,
+        ),
+        APPLICATION_NAME,
+        events,
+    );
     shutdown.cancel();
     let _ = relay_task.await;
     // The relay's own commits (lease + settle per round) are counted from the table: each
